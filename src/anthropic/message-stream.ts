@@ -1,0 +1,96 @@
+/**
+ * Pure interpretation of the Anthropic Messages stream: SSE events in, text deltas, usage, stop
+ * reason and failures out. Knows nothing of HTTP. Unknown event types and non-text deltas are ignored.
+ */
+export interface Usage {
+  input_tokens: number;
+  output_tokens: number;
+  cache_creation_input_tokens: number;
+  cache_read_input_tokens: number;
+}
+
+export interface StreamFailure {
+  type: string;
+  message: string;
+}
+
+interface WireUsage {
+  input_tokens?: number | null;
+  output_tokens?: number | null;
+  cache_creation_input_tokens?: number | null;
+  cache_read_input_tokens?: number | null;
+}
+
+interface WireEvent {
+  type?: string;
+  message?: { model?: string; usage?: WireUsage };
+  delta?: { type?: string; text?: string; stop_reason?: string | null };
+  usage?: WireUsage;
+  error?: { type?: string; message?: string };
+}
+
+export function emptyUsage(): Usage {
+  return { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+}
+
+/** Copies the counts present in `from` (message_delta usage is cumulative, so later values win). */
+export function mergeUsage(into: Usage, from: WireUsage | undefined): void {
+  if (!from) return;
+  if (typeof from.input_tokens === 'number') into.input_tokens = from.input_tokens;
+  if (typeof from.output_tokens === 'number') into.output_tokens = from.output_tokens;
+  if (typeof from.cache_creation_input_tokens === 'number') into.cache_creation_input_tokens = from.cache_creation_input_tokens;
+  if (typeof from.cache_read_input_tokens === 'number') into.cache_read_input_tokens = from.cache_read_input_tokens;
+}
+
+export class MessageStreamReader {
+  readonly usage: Usage = emptyUsage();
+  stopReason: string | null = null;
+  model: string | null = null;
+  /** `message_stop` was seen: the answer is complete. */
+  completed = false;
+  /** Set once; after a failure the stream must be abandoned. */
+  failure: StreamFailure | null = null;
+
+  private readonly onText: (text: string) => void;
+
+  constructor(onText: (text: string) => void) {
+    this.onText = onText;
+  }
+
+  /** Feed one SSE event (arrow property so it can be handed to the decoder without a closure per call). */
+  readonly onEvent = (name: string, data: string): void => {
+    if (this.failure !== null || name === 'ping') return;
+    let event: WireEvent;
+    try {
+      event = JSON.parse(data) as WireEvent;
+    } catch {
+      this.fail('upstream_error', `Upstream sent unparseable data in a "${name}" event`);
+      return;
+    }
+    switch (name) {
+      case 'content_block_delta':
+        if (event.delta?.type === 'text_delta' && typeof event.delta.text === 'string') this.onText(event.delta.text);
+        return;
+      case 'message_start':
+        this.model = event.message?.model ?? null;
+        mergeUsage(this.usage, event.message?.usage);
+        return;
+      case 'message_delta':
+        if (event.delta?.stop_reason) this.stopReason = event.delta.stop_reason;
+        mergeUsage(this.usage, event.usage);
+        return;
+      case 'message_stop':
+        this.completed = true;
+        return;
+      case 'error':
+        this.fail(event.error?.type ?? 'upstream_error', event.error?.message ?? 'Upstream reported an error mid-stream');
+        return;
+      default:
+        return;
+    }
+  };
+
+  fail(type: string, message: string): void {
+    this.failure ??= { type, message };
+  }
+}

@@ -1,0 +1,139 @@
+import { readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+export interface Config {
+  readonly anthropicApiKey: string;
+  /** Origin of the upstream, e.g. `https://api.anthropic.com`. */
+  readonly upstreamOrigin: string;
+  /** Path prefix before `/v1/...` (usually empty). */
+  readonly upstreamPathPrefix: string;
+  readonly defaultModel: string;
+  readonly defaultMaxTokens: number;
+  readonly host: string;
+  readonly port: number;
+  readonly maxRetries: number;
+  readonly connectTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly keepAliveIntervalMs: number;
+  readonly maxBodyBytes: number;
+  readonly logLevel: LogLevel;
+  readonly mock: boolean;
+}
+
+/** A setting is wrong: the message is one line that names the variable. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Source = Readonly<Record<string, string | undefined>>;
+
+export interface CliFlags {
+  mock: boolean;
+  host?: string;
+  port?: string;
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+
+/** Parses `--mock`, `--host H`, `--host=H`, `--port P`, `--port=P`. Unknown flags are an error. */
+export function parseArgs(argv: readonly string[]): CliFlags {
+  const flags: CliFlags = { mock: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--mock') {
+      flags.mock = true;
+      continue;
+    }
+    const match = /^--(host|port)(?:=(.*))?$/.exec(arg);
+    if (!match) throw new ConfigError(`Unknown argument "${arg}" (expected --mock, --host, --port)`);
+    const name = match[1] as 'host' | 'port';
+    const value = match[2] ?? argv[++i];
+    if (value === undefined || value === '') throw new ConfigError(`--${name} needs a value`);
+    flags[name] = value;
+  }
+  return flags;
+}
+
+/** Reads `.env` from `dir` if present; the process environment wins over it. */
+export function readEnvFile(path: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return {};
+  }
+  return parseEnv(text) as Record<string, string>;
+}
+
+function number(env: Source, name: string, fallback: number, opts: { integer?: boolean; min: number; max?: number }): number {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  const kind = opts.integer ? 'an integer' : 'a number';
+  const range = opts.max === undefined ? `>= ${opts.min}` : `from ${opts.min} to ${opts.max}`;
+  if (!Number.isFinite(value) || (opts.integer && !Number.isInteger(value)) || value < opts.min || (opts.max !== undefined && value > opts.max)) {
+    throw new ConfigError(`${name} must be ${kind} ${range}, got "${raw}"`);
+  }
+  return value;
+}
+
+function positiveSeconds(env: Source, name: string, fallback: number): number {
+  const seconds = number(env, name, fallback, { min: 0.001 });
+  return Math.round(seconds * 1000);
+}
+
+/** Splits a base URL into origin and path prefix, accepting a trailing `/` or `/v1`. */
+export function parseBaseUrl(raw: string, name = 'ANTHROPIC_BASE_URL'): { origin: string; prefix: string } {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`${name} must be an http(s) URL, got "${raw}"`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ConfigError(`${name} must be an http(s) URL, got "${raw}"`);
+  }
+  if (url.search || url.hash || url.username || url.password) {
+    throw new ConfigError(`${name} must not contain credentials, a query or a fragment`);
+  }
+  const prefix = url.pathname.replace(/\/+$/, '').replace(/\/v1$/, '');
+  return { origin: url.origin, prefix };
+}
+
+/**
+ * Builds the frozen configuration from the environment (which wins) over the `.env` file values.
+ * Throws ConfigError with a one-line message naming the offending setting.
+ */
+export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Config {
+  const key = env.ANTHROPIC_API_KEY?.trim() ?? '';
+  if (!flags.mock && key === '') {
+    throw new ConfigError(
+      'ANTHROPIC_API_KEY is not set: put ANTHROPIC_API_KEY=<your key> in the environment or in a .env file at the project root (or run with --mock to try the service without a key)',
+    );
+  }
+  const base = parseBaseUrl(env.ANTHROPIC_BASE_URL?.trim() || 'https://api.anthropic.com');
+  const logLevel = (env.LOG_LEVEL?.trim() || 'info') as LogLevel;
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const host = flags.host ?? (env.HOST?.trim() || '127.0.0.1');
+  const portSource = flags.port === undefined ? env : { PORT: flags.port };
+  return Object.freeze({
+    anthropicApiKey: flags.mock ? 'mock-key' : key,
+    upstreamOrigin: base.origin,
+    upstreamPathPrefix: base.prefix,
+    defaultModel: env.ANTHROPIC_MODEL?.trim() || 'claude-sonnet-5',
+    defaultMaxTokens: number(env, 'ANTHROPIC_MAX_TOKENS', 1024, { integer: true, min: 1, max: 128000 }),
+    host,
+    port: number(portSource, 'PORT', 8000, { integer: true, min: 0, max: 65535 }),
+    maxRetries: number(env, 'MAX_RETRIES', 2, { integer: true, min: 0, max: 10 }),
+    connectTimeoutMs: positiveSeconds(env, 'UPSTREAM_CONNECT_TIMEOUT', 5),
+    readTimeoutMs: positiveSeconds(env, 'UPSTREAM_READ_TIMEOUT', 60),
+    keepAliveIntervalMs: positiveSeconds(env, 'SSE_KEEPALIVE_INTERVAL', 15),
+    maxBodyBytes: number(env, 'MAX_BODY_BYTES', 1048576, { integer: true, min: 1 }),
+    logLevel,
+    mock: flags.mock,
+  });
+}

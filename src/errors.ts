@@ -1,0 +1,58 @@
+/**
+ * The one error tree of the service. Every failure that reaches a client is a ConnectorError with a
+ * stable machine-readable `type` (also the envelope's `error.type`) and the HTTP status it maps to.
+ * Messages are written for humans and never contain secrets.
+ */
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'request_too_large'
+  | 'unsupported_media_type'
+  | 'not_found_error'
+  | 'method_not_allowed'
+  | 'upstream_authentication_error'
+  | 'rate_limit_error'
+  | 'overloaded_error'
+  | 'upstream_unreachable'
+  | 'upstream_timeout'
+  | 'upstream_error'
+  | 'stream_incomplete'
+  | 'client_closed'
+  | 'internal_error';
+
+export interface ConnectorErrorOptions {
+  /** Seconds, for the `Retry-After` header. */
+  retryAfter?: string | undefined;
+  /** Status the upstream answered with, for logs. */
+  upstreamStatus?: number | undefined;
+  cause?: unknown;
+}
+
+export class ConnectorError extends Error {
+  override readonly name = 'ConnectorError';
+  readonly type: ErrorType;
+  readonly status: number;
+  readonly retryAfter: string | undefined;
+  readonly upstreamStatus: number | undefined;
+
+  constructor(type: ErrorType, status: number, message: string, options: ConnectorErrorOptions = {}) {
+    super(message, { cause: options.cause });
+    this.type = type;
+    this.status = status;
+    this.retryAfter = options.retryAfter;
+    this.upstreamStatus = options.upstreamStatus;
+  }
+}
+
+export interface ErrorEnvelope {
+  error: { type: string; message: string };
+  request_id: string;
+}
+
+export function errorEnvelope(type: string, message: string, requestId: string): ErrorEnvelope {
+  return { error: { type, message }, request_id: requestId };
+}
+
+/** The client went away; nothing is rendered, the upstream request is aborted. */
+export function clientClosed(): ConnectorError {
+  return new ConnectorError('client_closed', 499, 'The client closed the connection');
+}

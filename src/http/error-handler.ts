@@ -1,0 +1,55 @@
+import type { FastifyError, FastifyInstance } from 'fastify';
+import { ConnectorError, errorEnvelope } from '../errors.ts';
+
+/** Maps anything thrown (our errors, Fastify's own) to the service's error. Pure. */
+export function toConnectorError(error: unknown): ConnectorError {
+  if (error instanceof ConnectorError) return error;
+  const fastifyError = error as Partial<FastifyError>;
+  if (fastifyError.validation) {
+    return new ConnectorError('invalid_request_error', 400, fastifyError.message ?? 'Invalid request');
+  }
+  switch (fastifyError.code) {
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ConnectorError('unsupported_media_type', 415, 'Content-Type must be application/json');
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ConnectorError('request_too_large', 413, 'Request body is larger than MAX_BODY_BYTES');
+    default:
+  }
+  const status = fastifyError.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new ConnectorError('invalid_request_error', 400, fastifyError.message ?? 'Invalid request');
+  }
+  return new ConnectorError('internal_error', 500, 'Internal error', { cause: error });
+}
+
+/** Renders every error, from routes and from the framework, as the JSON envelope. */
+export function installErrorHandling(app: FastifyInstance, allowedMethods: ReadonlyMap<string, string>): void {
+  app.setErrorHandler((error, request, reply) => {
+    const mapped = toConnectorError(error);
+    request.record.errorType = mapped.type;
+    if (mapped.type === 'client_closed' || reply.raw.headersSent) {
+      // Nothing can be said any more: the client is gone or the stream has begun.
+      request.record.outcome = 'client_closed';
+      reply.hijack();
+      reply.raw.destroy();
+      return;
+    }
+    if (mapped.status >= 500 && mapped.type === 'internal_error') request.log.error({ err: error }, 'unexpected error');
+    if (mapped.retryAfter !== undefined) void reply.header('retry-after', mapped.retryAfter);
+    return reply.code(mapped.status).send(errorEnvelope(mapped.type, mapped.message, request.id));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?', 1)[0] ?? '';
+    const allow = allowedMethods.get(path);
+    if (allow !== undefined) {
+      request.record.errorType = 'method_not_allowed';
+      return reply
+        .code(405)
+        .header('allow', allow)
+        .send(errorEnvelope('method_not_allowed', `${request.method} is not allowed on ${path}; use ${allow}`, request.id));
+    }
+    request.record.errorType = 'not_found_error';
+    return reply.code(404).send(errorEnvelope('not_found_error', `No route for ${request.method} ${path}`, request.id));
+  });
+}

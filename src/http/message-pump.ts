@@ -1,0 +1,82 @@
+import { MessageStreamReader, type StreamFailure } from '../anthropic/message-stream.ts';
+import { SseDecoder } from '../sse/decoder.ts';
+import type { UpstreamBody } from '../upstream/anthropic-client.ts';
+import { classifyNetworkError } from '../upstream/anthropic-client.ts';
+
+export type PumpOutcome = 'completed' | 'failed' | 'client_closed';
+
+export interface PumpHooks {
+  /** Each text delta, in order. */
+  onText(text: string): void;
+  /** Before an upstream chunk is decoded (e.g. cork the socket). */
+  beforeChunk?(): void;
+  /** After a chunk was decoded; return false to pause the upstream until `resume` is called. */
+  afterChunk?(resume: () => void): boolean;
+  /** True once the client has gone away. */
+  clientGone(): boolean;
+}
+
+export interface PumpResult {
+  outcome: PumpOutcome;
+  reader: MessageStreamReader;
+  failure: StreamFailure | null;
+}
+
+const INCOMPLETE: StreamFailure = {
+  type: 'stream_incomplete',
+  message: 'The upstream stream ended before the answer was complete',
+};
+
+/**
+ * Reads an upstream Messages SSE body to its end, handing text deltas to `hooks.onText` as each
+ * chunk arrives. Resolves as soon as `message_stop` is seen (the rest of the body is drained so the
+ * connection returns to the pool) or on the first failure (the body is then destroyed).
+ */
+export function pumpMessageStream(
+  body: UpstreamBody,
+  hooks: PumpHooks,
+  timeouts: { connectTimeoutMs: number; readTimeoutMs: number },
+): Promise<PumpResult> {
+  const reader = new MessageStreamReader(hooks.onText);
+  const decoder = new SseDecoder(reader.onEvent);
+  const resume = (): void => {
+    body.resume();
+  };
+  return new Promise((resolve) => {
+    let settled = false;
+    const settle = (outcome: PumpOutcome, failure: StreamFailure | null): void => {
+      if (settled) return;
+      settled = true;
+      body.off('data', onData);
+      if (outcome === 'completed') body.resume();
+      else body.destroy();
+      resolve({ outcome, reader, failure });
+    };
+    const onData = (chunk: Buffer): void => {
+      hooks.beforeChunk?.();
+      try {
+        decoder.push(chunk);
+      } catch {
+        reader.fail('upstream_error', 'Upstream sent an SSE line that is too long');
+      }
+      const proceed = hooks.afterChunk?.(resume) ?? true;
+      if (reader.failure) settle('failed', reader.failure);
+      else if (reader.completed) settle('completed', null);
+      else if (!proceed) body.pause();
+    };
+    body.on('data', onData);
+    body.on('end', () => {
+      settle(hooks.clientGone() ? 'client_closed' : 'failed', INCOMPLETE);
+    });
+    body.on('error', (error: unknown) => {
+      if (hooks.clientGone()) {
+        settle('client_closed', null);
+        return;
+      }
+      const mapped = classifyNetworkError(error, timeouts);
+      const type = mapped.type === 'upstream_timeout' ? 'upstream_timeout' : 'stream_incomplete';
+      const message = mapped.type === 'upstream_timeout' ? mapped.message : `${INCOMPLETE.message} (connection lost)`;
+      settle('failed', { type, message });
+    });
+  });
+}

@@ -1,0 +1,122 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { buildMessagesBody } from '../anthropic/build-request.ts';
+import type { Usage } from '../anthropic/message-stream.ts';
+import type { Config } from '../config.ts';
+import { ConnectorError, errorEnvelope } from '../errors.ts';
+import type { UpstreamBody, UpstreamClient } from '../upstream/anthropic-client.ts';
+import { mapUpstreamStatus } from '../upstream/map-status.ts';
+import { abortOnClientClose } from './client-abort.ts';
+import { pumpMessageStream, type PumpResult } from './message-pump.ts';
+import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
+import { KeepAlive, sseEvent, sseHeaders } from './sse-writer.ts';
+
+export interface QueryRouteOptions {
+  config: Config;
+  upstream: UpstreamClient;
+}
+
+const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } });
+
+const schema = {
+  summary: 'Ask Claude; the answer streams back as Server-Sent Events',
+  description: `Send \`prompt\` (or \`messages\`). By default the answer streams as SSE. ${SSE_DESCRIPTION}\n\nWith \`"stream": false\` the answer is one JSON object.`,
+  body: QueryBody,
+  response: {
+    200: {
+      description: 'The answer: SSE by default, JSON with "stream": false',
+      content: {
+        'text/event-stream': { schema: { type: 'string', description: SSE_DESCRIPTION } },
+        'application/json': { schema: QueryAnswer },
+      },
+    },
+    400: errorResponse('Invalid request, or the upstream rejected it'),
+    413: errorResponse('Body larger than MAX_BODY_BYTES'),
+    415: errorResponse('Content-Type is not application/json'),
+    429: errorResponse('Upstream rate limit reached after retries (see Retry-After)'),
+    502: errorResponse('Upstream unreachable, or it rejected the service credentials'),
+    503: errorResponse('Upstream overloaded or failing after retries (see Retry-After)'),
+    504: errorResponse('Upstream silent past UPSTREAM_READ_TIMEOUT'),
+  },
+};
+
+function usageJson(usage: Usage): string {
+  return `{"input_tokens":${usage.input_tokens},"output_tokens":${usage.output_tokens},"cache_creation_input_tokens":${usage.cache_creation_input_tokens},"cache_read_input_tokens":${usage.cache_read_input_tokens}}`;
+}
+
+/** Streams the answer as SSE; the status was decided (200) when the upstream answer began. */
+async function relay(request: FastifyRequest, reply: FastifyReply, body: UpstreamBody, model: string, config: Config): Promise<PumpResult> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, sseHeaders(request.id));
+  res.write(sseEvent('start', JSON.stringify({ id: request.id, model })));
+  request.record.markFirstByte();
+  const keepAlive = new KeepAlive(res, config.keepAliveIntervalMs);
+  const result = await pumpMessageStream(
+    body,
+    {
+      onText: (text) => res.write(`event: delta\ndata: {"text":${JSON.stringify(text)}}\n\n`),
+      beforeChunk: () => {
+        keepAlive.touch();
+        res.cork();
+      },
+      afterChunk: (resume) => {
+        res.uncork();
+        if (res.writableNeedDrain) {
+          res.once('drain', resume);
+          return false;
+        }
+        return true;
+      },
+      clientGone: () => res.destroyed,
+    },
+    config,
+  );
+  keepAlive.stop();
+  if (result.outcome === 'completed') {
+    const stop = JSON.stringify(result.reader.stopReason);
+    res.end(sseEvent('done', `{"stop_reason":${stop},"usage":${usageJson(result.reader.usage)}}`));
+  } else if (result.failure) {
+    res.end(sseEvent('error', JSON.stringify(errorEnvelope(result.failure.type, result.failure.message, request.id))));
+  }
+  return result;
+}
+
+/** Collects the whole answer, then sends one JSON object (or an honest error status). */
+async function collect(reply: FastifyReply, body: UpstreamBody, model: string, config: Config): Promise<PumpResult> {
+  const parts: string[] = [];
+  const result = await pumpMessageStream(
+    body,
+    { onText: (text) => parts.push(text), clientGone: () => reply.raw.destroyed },
+    config,
+  );
+  if (result.outcome === 'completed') {
+    const { reader } = result;
+    await reply
+      .code(200)
+      .send({ id: reply.request.id, model: reader.model ?? model, text: parts.join(''), stop_reason: reader.stopReason, usage: reader.usage });
+  } else if (result.failure) {
+    const status = result.failure.type === 'upstream_timeout' ? 504 : 502;
+    throw new ConnectorError(result.failure.type === 'upstream_timeout' ? 'upstream_timeout' : 'upstream_error', status, result.failure.message);
+  }
+  return result;
+}
+
+export function registerQueryRoute(app: FastifyInstance, { config, upstream }: QueryRouteOptions): void {
+  app.post('/llm/query', { schema }, async (request, reply) => {
+    const input = request.body as QueryBody;
+    if ((input.prompt === undefined) === (input.messages === undefined)) {
+      throw new ConnectorError('invalid_request_error', 400, 'Give exactly one of "prompt" or "messages"');
+    }
+    const model = input.model ?? config.defaultModel;
+    const { record } = request;
+    record.model = model;
+    const signal = abortOnClientClose(reply.raw);
+    const answer = await upstream.open(
+      { method: 'POST', path: '/v1/messages', body: buildMessagesBody(input, { model: config.defaultModel, maxTokens: config.defaultMaxTokens }), signal },
+      record,
+    );
+    if (!answer.ok) throw mapUpstreamStatus(answer.statusCode, answer.headers, answer.errorBody);
+    const result = input.stream === false ? await collect(reply, answer.body, model, config) : await relay(request, reply, answer.body, model, config);
+    record.finish(result);
+  });
+}

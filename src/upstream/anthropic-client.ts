@@ -1,0 +1,120 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool, type Dispatcher } from 'undici';
+import { ConnectorError, clientClosed } from '../errors.ts';
+import { retryDelayMs, shouldRetryStatus, type HeaderBag } from './retry.ts';
+
+export const ANTHROPIC_VERSION = '2023-06-01';
+
+export interface UpstreamOptions {
+  origin: string;
+  pathPrefix: string;
+  apiKey: string;
+  maxRetries: number;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+}
+
+export interface UpstreamRequest {
+  method: 'GET' | 'POST';
+  /** Path from `/v1`, e.g. `/v1/messages`. */
+  path: string;
+  body?: string | Buffer;
+  /** Extra headers (e.g. `anthropic-beta`); never credentials. */
+  headers?: Record<string, string>;
+  signal: AbortSignal;
+}
+
+/** What the caller wants to know about the attempts, filled in as they happen. */
+export interface AttemptTrace {
+  attempts: number;
+  upstreamStatus: number | undefined;
+}
+
+export type UpstreamBody = Dispatcher.ResponseData['body'];
+
+/** A 2xx answer whose body is still to be read, or a final error answer whose body was read. */
+export type UpstreamAnswer =
+  | { ok: true; statusCode: number; headers: HeaderBag; body: UpstreamBody }
+  | { ok: false; statusCode: number; headers: HeaderBag; errorBody: Buffer };
+
+export interface UpstreamClient {
+  /** Sends the request, retrying retryable failures, until an answer begins or retries are spent. */
+  open(request: UpstreamRequest, trace: AttemptTrace): Promise<UpstreamAnswer>;
+  close(): Promise<void>;
+}
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
+/** Turns an undici/network error into the service's error; `null` when the client aborted. */
+export function classifyNetworkError(error: unknown, options: Pick<UpstreamOptions, 'connectTimeoutMs' | 'readTimeoutMs'>): ConnectorError {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) {
+    return new ConnectorError('upstream_timeout', 504, `Upstream was silent for ${options.readTimeoutMs / 1000} s`, { cause: error });
+  }
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') {
+    return new ConnectorError('upstream_unreachable', 502, `Could not connect to the upstream within ${options.connectTimeoutMs / 1000} s`, {
+      cause: error,
+    });
+  }
+  const detail = typeof code === 'string' ? ` (${code})` : '';
+  return new ConnectorError('upstream_unreachable', 502, `Could not reach the upstream${detail}`, { cause: error });
+}
+
+export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
+  const pool = new Pool(options.origin, {
+    connections: null,
+    pipelining: 1,
+    keepAliveTimeout: 30_000,
+    connect: { timeout: options.connectTimeoutMs },
+    headersTimeout: options.readTimeoutMs,
+    bodyTimeout: options.readTimeoutMs,
+  });
+  const baseHeaders: Record<string, string> = {
+    'x-api-key': options.apiKey,
+    'anthropic-version': ANTHROPIC_VERSION,
+    'content-type': 'application/json',
+  };
+
+  async function attempt(request: UpstreamRequest): Promise<UpstreamAnswer> {
+    const response = await pool.request({
+      method: request.method,
+      path: options.pathPrefix + request.path,
+      headers: request.headers ? { ...request.headers, ...baseHeaders } : baseHeaders,
+      body: request.body ?? null,
+      signal: request.signal,
+    });
+    const { statusCode, headers, body } = response;
+    if (statusCode >= 200 && statusCode < 300) return { ok: true, statusCode, headers, body };
+    return { ok: false, statusCode, headers, errorBody: Buffer.from(await body.arrayBuffer()) };
+  }
+
+  async function open(request: UpstreamRequest, trace: AttemptTrace): Promise<UpstreamAnswer> {
+    for (let retries = 0; ; retries++) {
+      trace.attempts++;
+      let answer: UpstreamAnswer | undefined;
+      let failure: ConnectorError | undefined;
+      try {
+        answer = await attempt(request);
+        trace.upstreamStatus = answer.statusCode;
+      } catch (error) {
+        if (request.signal.aborted) throw clientClosed();
+        failure = classifyNetworkError(error, options);
+      }
+      const retryable = answer ? !answer.ok && shouldRetryStatus(answer.statusCode, answer.headers) : true;
+      if (!retryable || retries >= options.maxRetries) {
+        if (answer) return answer;
+        throw failure ?? new ConnectorError('internal_error', 500, 'No upstream answer');
+      }
+      try {
+        await sleep(retryDelayMs(retries, answer?.headers ?? {}), undefined, { signal: request.signal });
+      } catch {
+        throw clientClosed();
+      }
+    }
+  }
+
+  return {
+    open,
+    close: () => pool.close(),
+  };
+}

@@ -1,0 +1,98 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig, type Config } from '../../src/config.ts';
+import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
+import { createUpstreamClient } from '../../src/upstream/anthropic-client.ts';
+
+export const SECRET_KEY = 'sk-ant-test-SECRET-7f3a9c';
+
+export interface Harness {
+  url: string;
+  fake: FakeUpstream;
+  app: FastifyInstance;
+  config: Config;
+  /** Every log line the service wrote, as text. */
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
+export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+  const fake = await startFakeUpstream();
+  const config = loadConfig({
+    ANTHROPIC_API_KEY: SECRET_KEY,
+    ANTHROPIC_BASE_URL: fake.url,
+    PORT: '0',
+    UPSTREAM_CONNECT_TIMEOUT: '2',
+    UPSTREAM_READ_TIMEOUT: '1',
+    LOG_LEVEL: 'debug',
+    ...env,
+  });
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      logs.push(chunk.toString('utf8'));
+      callback();
+    },
+  });
+  const upstream = createUpstreamClient({
+    origin: config.upstreamOrigin,
+    pathPrefix: config.upstreamPathPrefix,
+    apiKey: config.anthropicApiKey,
+    maxRetries: config.maxRetries,
+    connectTimeoutMs: config.connectTimeoutMs,
+    readTimeoutMs: config.readTimeoutMs,
+  });
+  const app = await buildApp(config, { upstream, logger: pino({ level: config.logLevel }, sink) });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') throw new Error('no address');
+  return {
+    url: `http://127.0.0.1:${address.port}`,
+    fake,
+    app,
+    config,
+    logs,
+    async close() {
+      await app.close();
+      await upstream.close();
+      await fake.close();
+    },
+  };
+}
+
+export interface SseMessage {
+  event: string;
+  data: unknown;
+}
+
+/** A deliberately naive SSE splitter, independent of the service's decoder. */
+export function parseSse(text: string): SseMessage[] {
+  return text
+    .split('\n\n')
+    .filter((block) => block.trim() !== '' && !block.startsWith(':'))
+    .map((block) => {
+      const lines = block.split('\n').filter((l) => !l.startsWith(':'));
+      const event = lines.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message';
+      const data = lines.find((l) => l.startsWith('data: '))?.slice(6) ?? '';
+      return { event, data: JSON.parse(data) as unknown };
+    });
+}
+
+export function query(url: string, body: unknown, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${url}/llm/query`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+    ...init,
+  });
+}
+
+export function deltaText(messages: SseMessage[]): string {
+  return messages
+    .filter((m) => m.event === 'delta')
+    .map((m) => (m.data as { text: string }).text)
+    .join('');
+}

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigError, loadConfig, parseArgs, parseBaseUrl, readEnvFile } from '../../src/config.ts';
+
+const KEY = { ANTHROPIC_API_KEY: 'sk-test' };
+
+describe('config', () => {
+  it('has the documented defaults', () => {
+    const c = loadConfig(KEY);
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.port, 8000);
+    assert.equal(c.upstreamOrigin, 'https://api.anthropic.com');
+    assert.equal(c.defaultModel, 'claude-sonnet-5');
+    assert.equal(c.defaultMaxTokens, 1024);
+    assert.equal(c.maxRetries, 2);
+    assert.equal(c.connectTimeoutMs, 5000);
+    assert.equal(c.readTimeoutMs, 60000);
+    assert.equal(c.keepAliveIntervalMs, 15000);
+    assert.equal(c.maxBodyBytes, 1048576);
+    assert.equal(c.logLevel, 'info');
+    assert.ok(Object.isFrozen(c));
+  });
+
+  it('requires a key unless --mock, naming ANTHROPIC_API_KEY and .env', () => {
+    assert.throws(() => loadConfig({}), (e: unknown) => e instanceof ConfigError && /ANTHROPIC_API_KEY/.test(e.message) && /\.env/.test(e.message));
+    assert.equal(loadConfig({}, { mock: true }).mock, true);
+  });
+
+  it('rejects invalid settings with one line naming the variable', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ PORT: 'abc' }, /^PORT /],
+      [{ PORT: '70000' }, /^PORT /],
+      [{ UPSTREAM_READ_TIMEOUT: '-1' }, /^UPSTREAM_READ_TIMEOUT /],
+      [{ UPSTREAM_CONNECT_TIMEOUT: '0' }, /^UPSTREAM_CONNECT_TIMEOUT /],
+      [{ MAX_RETRIES: '1.5' }, /^MAX_RETRIES /],
+      [{ MAX_BODY_BYTES: 'lots' }, /^MAX_BODY_BYTES /],
+      [{ ANTHROPIC_MAX_TOKENS: '0' }, /^ANTHROPIC_MAX_TOKENS /],
+      [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL /],
+      [{ ANTHROPIC_BASE_URL: 'ftp://x' }, /^ANTHROPIC_BASE_URL /],
+    ];
+    for (const [env, pattern] of cases) {
+      assert.throws(() => loadConfig({ ...KEY, ...env }), (e: unknown) => e instanceof ConfigError && pattern.test(e.message) && !e.message.includes('\n'), JSON.stringify(env));
+    }
+  });
+
+  it('accepts the base URL with or without /v1 or a trailing slash', () => {
+    for (const url of ['http://127.0.0.1:9', 'http://127.0.0.1:9/', 'http://127.0.0.1:9/v1', 'http://127.0.0.1:9/v1/']) {
+      assert.deepEqual(parseBaseUrl(url), { origin: 'http://127.0.0.1:9', prefix: '' }, url);
+    }
+    assert.deepEqual(parseBaseUrl('https://proxy.example/anthropic/v1'), { origin: 'https://proxy.example', prefix: '/anthropic' });
+  });
+
+  it('lets flags override the environment', () => {
+    const flags = parseArgs(['--mock', '--port', '9001', '--host=0.0.0.0']);
+    assert.deepEqual(flags, { mock: true, port: '9001', host: '0.0.0.0' });
+    const c = loadConfig({ PORT: '1234', HOST: '::1' }, flags);
+    assert.equal(c.port, 9001);
+    assert.equal(c.host, '0.0.0.0');
+    assert.throws(() => parseArgs(['--verbose']), ConfigError);
+    assert.throws(() => parseArgs(['--port']), ConfigError);
+  });
+
+  it('reads a .env file (a missing file is no error)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+    writeFileSync(join(dir, '.env'), 'ANTHROPIC_API_KEY=from-file\n# comment\nPORT="8123"\n');
+    assert.deepEqual(readEnvFile(join(dir, '.env')), { ANTHROPIC_API_KEY: 'from-file', PORT: '8123' });
+    assert.deepEqual(readEnvFile(join(dir, 'missing')), {});
+  });
+});
