@@ -134,9 +134,19 @@ const ERROR_MESSAGES: Readonly<Record<string, string>> = {
 };
 
 const MODELS = [
-  { type: 'model', id: 'claude-sonnet-5', display_name: 'Claude Sonnet 5', created_at: '2025-11-24T00:00:00Z' },
+  {
+    type: 'model',
+    id: 'claude-sonnet-5',
+    display_name: 'Claude Sonnet 5',
+    created_at: '2025-11-24T00:00:00Z',
+  },
   { type: 'model', id: 'claude-opus-5', display_name: 'Claude Opus 5', created_at: '2025-11-24T00:00:00Z' },
-  { type: 'model', id: 'claude-haiku-4-5', display_name: 'Claude Haiku 4.5', created_at: '2025-10-15T00:00:00Z' },
+  {
+    type: 'model',
+    id: 'claude-haiku-4-5',
+    display_name: 'Claude Haiku 4.5',
+    created_at: '2025-10-15T00:00:00Z',
+  },
 ] as const;
 
 const MODEL_LIST = {
@@ -168,6 +178,10 @@ function errorTypeFor(status: number): string {
 
 function invalid(message: string): Problem {
   return { status: 400, type: 'invalid_request_error', message };
+}
+
+function notFound(message: string): Problem {
+  return { status: 404, type: 'not_found_error', message };
 }
 
 /** Words with their following whitespace: joining the pieces gives back `text` exactly. */
@@ -264,7 +278,7 @@ function bodyProblem(body: JsonObject, needMaxTokens: boolean): Problem | undefi
   if (needMaxTokens && typeof body.max_tokens !== 'number') return invalid('max_tokens: Field required');
   if (!Array.isArray(body.messages)) return invalid('messages: Field required');
   if (body.model === 'claude-does-not-exist') {
-    return { status: 404, type: 'not_found_error', message: `model: ${body.model}` };
+    return notFound(`model: ${body.model}`);
   }
   return undefined;
 }
@@ -272,7 +286,9 @@ function bodyProblem(body: JsonObject, needMaxTokens: boolean): Problem | undefi
 /** The JSON object body, or undefined after answering the validation error. */
 function validBody(ex: Exchange, rec: RecordedRequest, needMaxTokens: boolean): JsonObject | undefined {
   const body = rec.json;
-  const problem = isObject(body) ? bodyProblem(body, needMaxTokens) : invalid('Request body must be a JSON object.');
+  const problem = isObject(body)
+    ? bodyProblem(body, needMaxTokens)
+    : invalid('Request body must be a JSON object.');
   if (problem === undefined && isObject(body)) return body;
   sendProblem(ex, problem ?? invalid('Request body must be a JSON object.'));
   return undefined;
@@ -340,7 +356,12 @@ function contentOf(block: FakeBlock): JsonObject {
       return { type: 'thinking', thinking: block.thinking.join(''), signature: block.signature };
     case 'tool_use': {
       const json = block.inputJson.join('');
-      return { type: 'tool_use', id: block.id, name: block.name, input: json === '' ? {} : (JSON.parse(json) as unknown) };
+      return {
+        type: 'tool_use',
+        id: block.id,
+        name: block.name,
+        input: json === '' ? {} : (JSON.parse(json) as unknown),
+      };
     }
   }
 }
@@ -383,10 +404,16 @@ function startEvent(plan: Plan, ser: Serialize): string {
 
 function pushBlock(frames: Frame[], block: FakeBlock, index: number, ser: Serialize): void {
   const start = (content_block: JsonObject): void => {
-    frames.push({ kind: 'other', text: sse('content_block_start', ser({ type: 'content_block_start', index, content_block })) });
+    frames.push({
+      kind: 'other',
+      text: sse('content_block_start', ser({ type: 'content_block_start', index, content_block })),
+    });
   };
   const delta = (d: JsonObject): void => {
-    frames.push({ kind: 'delta', text: sse('content_block_delta', ser({ type: 'content_block_delta', index, delta: d })) });
+    frames.push({
+      kind: 'delta',
+      text: sse('content_block_delta', ser({ type: 'content_block_delta', index, delta: d })),
+    });
   };
   switch (block.type) {
     case 'text':
@@ -694,13 +721,18 @@ class Fake implements FakeUpstream {
     }
     try {
       const problem = tooLarge
-        ? { status: 413, type: 'request_too_large', message: 'Request exceeds the maximum allowed number of bytes.' }
+        ? {
+            status: 413,
+            type: 'request_too_large',
+            message: 'Request exceeds the maximum allowed number of bytes.',
+          }
         : headerProblem(rec.headers, this.requireApiKey);
       if (problem === undefined) this.route(ex, rec, path);
       else sendProblem(ex, problem);
     } catch (err) {
+      const message = `Fake upstream failure: ${String(err)}`;
       if (ex.res.headersSent) ex.res.destroy();
-      else sendProblem(ex, { status: 500, type: 'api_error', message: `Fake upstream failure: ${String(err)}` });
+      else sendProblem(ex, { status: 500, type: 'api_error', message });
     }
   }
 
@@ -710,13 +742,14 @@ class Fake implements FakeUpstream {
     if (post && path === '/v1/messages') this.messages(ex, rec);
     else if (post && path === '/v1/messages/count_tokens') this.countTokens(ex, rec);
     else if (get && path === '/v1/models') sendJson(ex.res, 200, MODEL_LIST);
-    else if (get && path.startsWith('/v1/models/')) this.model(ex, decodeURIComponent(path.slice('/v1/models/'.length)));
-    else sendProblem(ex, { status: 404, type: 'not_found_error', message: `Not found: ${rec.method} ${path}` });
+    else if (get && path.startsWith('/v1/models/')) this.model(ex, path.slice('/v1/models/'.length));
+    else sendProblem(ex, notFound(`Not found: ${rec.method} ${path}`));
   }
 
-  private model(ex: Exchange, id: string): void {
+  private model(ex: Exchange, rawId: string): void {
+    const id = decodeURIComponent(rawId);
     const model = MODELS.find((m) => m.id === id);
-    if (model === undefined) sendProblem(ex, { status: 404, type: 'not_found_error', message: `model: ${id}` });
+    if (model === undefined) sendProblem(ex, notFound(`model: ${id}`));
     else sendJson(ex.res, 200, model);
   }
 
@@ -767,7 +800,10 @@ class Fake implements FakeUpstream {
     const chunking = s.chunking ?? 'event';
     const defaultDelay = this.simulated ? SIMULATED_DELTA_DELAY_MS : 0;
     const delayMs = chunking === 'coalesce' ? 0 : (s.deltaDelayMs ?? defaultDelay);
-    ex.res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache' });
+    ex.res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+    });
     new SsePlayer(ex.res, frames, { delayMs, fault: s.fault, chunking, ser }, ex.pacer).run();
   }
 

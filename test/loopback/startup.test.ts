@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type Server } from 'node:net';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { describe, it } from 'node:test';
+import { deltaText, parseSse, query } from '../helpers/harness.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+/** An environment with no key anywhere (an empty value wins over a developer's .env). */
+const BASE_ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ANTHROPIC_API_KEY: '' };
+
+interface Exit {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(command: string, args: string[], env: Record<string, string>): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(command, args, { cwd: root, env: { ...BASE_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exit = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
+  return { child, exit };
+}
+
+/** The stderr line the service wrote, without npm's own lines. */
+function serviceError(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l.startsWith('error: '));
+}
+
+async function expectStartupError(env: Record<string, string>, pattern: RegExp, args: string[] = []): Promise<void> {
+  const { exit } = run('npm', ['start', '--silent', '--', ...args], env);
+  const result = await exit;
+  assert.notEqual(result.code, 0);
+  const lines = serviceError(result.stderr);
+  assert.equal(lines.length, 1, result.stderr);
+  assert.match(lines[0] ?? '', pattern);
+  assert.doesNotMatch(result.stderr, /^\s+at /m, 'a stack trace was printed');
+}
+
+/** Starts the service and resolves with its URL once it logs that it listens. */
+async function startService(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; exit: Promise<Exit>; readyMs: number }> {
+  const started = performance.now();
+  const { child, exit } = run('node', ['dist/server.js', ...args], env);
+  let buffered = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    child.stdout?.on('data', (c: Buffer) => {
+      buffered += c.toString();
+      const match = /"url":"(http:\/\/[^"]+)"/.exec(buffered);
+      if (match?.[1]) resolve(match[1]);
+    });
+    void exit.then((e) => {
+      reject(new Error(`exited ${e.code}: ${e.stderr}`));
+    });
+  });
+  return { child, url, exit, readyMs: performance.now() - started };
+}
+
+describe('start-up, as a new user runs it', () => {
+  it('exits with one line naming ANTHROPIC_API_KEY and .env when no key is set', async () => {
+    await expectStartupError({}, /ANTHROPIC_API_KEY.*\.env/);
+  });
+
+  it('names the variable of an invalid setting', async () => {
+    await expectStartupError({ ANTHROPIC_API_KEY: 'k', PORT: 'abc' }, /^error: PORT /);
+    await expectStartupError({ ANTHROPIC_API_KEY: 'k', UPSTREAM_READ_TIMEOUT: '-5' }, /^error: UPSTREAM_READ_TIMEOUT /);
+    await expectStartupError({ ANTHROPIC_API_KEY: 'k' }, /--bogus/, ['--bogus']);
+  });
+
+  it('says so in one line when the port is in use', async () => {
+    const blocker: Server = createServer();
+    blocker.listen(0, '127.0.0.1');
+    await once(blocker, 'listening');
+    const address = blocker.address();
+    assert.ok(address && typeof address === 'object');
+    try {
+      await expectStartupError({ ANTHROPIC_API_KEY: 'k', PORT: String(address.port) }, /already in use/);
+    } finally {
+      blocker.close();
+    }
+  });
+
+  it('--mock serves a clearly simulated answer with no key', async () => {
+    const service = await startService(['--mock', '--port', '0']);
+    try {
+      const res = await query(service.url, { prompt: 'Hello there' });
+      assert.equal(res.status, 200);
+      const events = parseSse(await res.text());
+      assert.match(deltaText(events), /Simulated/);
+      assert.equal(events.at(-1)?.event, 'done');
+      assert.ok(service.readyMs < 15_000, `ready after ${service.readyMs} ms`);
+    } finally {
+      service.child.kill('SIGTERM');
+      await service.exit;
+    }
+  });
+
+  it('on SIGTERM lets an open answer finish, then exits 0', async () => {
+    const service = await startService(['--mock', '--port', '0']);
+    const res = await query(service.url, { prompt: 'A question that gets a paced, simulated answer' });
+    assert.equal(res.status, 200);
+    service.child.kill('SIGTERM');
+    const events = parseSse(await res.text());
+    assert.equal(events.at(-1)?.event, 'done', 'the open stream was cut instead of drained');
+    const exit = await service.exit;
+    assert.equal(exit.code, 0);
+    await assert.rejects(query(service.url, { prompt: 'too late' }));
+  });
+});
