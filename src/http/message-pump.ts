@@ -7,7 +7,7 @@ export type PumpOutcome = 'completed' | 'failed' | 'client_closed';
 
 export interface PumpHooks {
   /** Each text delta, in order. */
-  onText(text: string): void;
+  onText: (text: string) => void;
   /** Before an upstream chunk is decoded (e.g. cork the socket). */
   beforeChunk?(): void;
   /** After a chunk was decoded; return false to pause the upstream until `resume` is called. */

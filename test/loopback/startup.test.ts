@@ -20,8 +20,8 @@ function run(command: string, args: string[], env: Record<string, string>): { ch
   const child = spawn(command, args, { cwd: root, env: { ...BASE_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const exit = once(child, 'exit').then(([code]) => ({ code: code as number | null, stdout, stderr }));
   return { child, exit };
 }
