@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ConnectorError, errorEnvelope } from '../errors.ts';
+import { ConnectorError } from '../errors.ts';
+import { renderError, type ErrorShape } from './error-shapes.ts';
 
 /** Maps anything thrown (our errors, Fastify's own) to the service's error. Pure. */
 export function toConnectorError(error: unknown): ConnectorError {
@@ -22,6 +23,10 @@ export function toConnectorError(error: unknown): ConnectorError {
   return new ConnectorError('internal_error', 500, 'Internal error', { cause: error });
 }
 
+function shapeOf(config: { errorShape?: ErrorShape } | undefined): ErrorShape {
+  return config?.errorShape ?? 'default';
+}
+
 /** Renders every error, from routes and from the framework, as the JSON envelope. */
 export function installErrorHandling(app: FastifyInstance, allowedMethods: ReadonlyMap<string, string>): void {
   app.setErrorHandler((error, request, reply) => {
@@ -29,27 +34,29 @@ export function installErrorHandling(app: FastifyInstance, allowedMethods: Reado
     request.record.errorType = mapped.type;
     if (mapped.type === 'client_closed' || reply.raw.headersSent) {
       // Nothing can be said any more: the client is gone or the stream has begun.
-      request.record.outcome = 'client_closed';
+      request.record.outcome = mapped.type === 'client_closed' ? 'client_closed' : 'internal_error';
+      if (mapped.type !== 'client_closed') request.log.error({ err: error }, 'error after the answer began');
       reply.hijack();
       reply.raw.destroy();
       return;
     }
     if (mapped.status >= 500 && mapped.type === 'internal_error') request.log.error({ err: error }, 'unexpected error');
     if (mapped.retryAfter !== undefined) void reply.header('retry-after', mapped.retryAfter);
-    return reply.code(mapped.status).send(errorEnvelope(mapped.type, mapped.message, request.id));
+    return reply.code(mapped.status).send(renderError(shapeOf(request.routeOptions.config), mapped, request.id));
   });
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '';
     const allow = allowedMethods.get(path);
-    if (allow !== undefined) {
-      request.record.errorType = 'method_not_allowed';
-      return reply
-        .code(405)
-        .header('allow', allow)
-        .send(errorEnvelope('method_not_allowed', `${request.method} is not allowed on ${path}; use ${allow}`, request.id));
+    const shape: ErrorShape = path.startsWith('/v1/') ? 'anthropic' : 'default';
+    let error: ConnectorError;
+    if (allow === undefined) {
+      error = new ConnectorError('not_found_error', 404, `No route for ${request.method} ${path}`);
+    } else {
+      void reply.header('allow', allow);
+      error = new ConnectorError('method_not_allowed', 405, `${request.method} is not allowed on ${path}; use ${allow}`);
     }
-    request.record.errorType = 'not_found_error';
-    return reply.code(404).send(errorEnvelope('not_found_error', `No route for ${request.method} ${path}`, request.id));
+    request.record.errorType = error.type;
+    return reply.code(error.status).send(renderError(shape, error, request.id));
   });
 }
