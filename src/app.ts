@@ -3,8 +3,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
-import { ConnectorError } from './errors.ts';
+import { registerAnthropicRoutes } from './http/anthropic-routes.ts';
 import { installErrorHandling } from './http/error-handler.ts';
+import { parseJsonBody } from './http/json-body.ts';
+import { registerPlayground } from './http/playground-route.ts';
 import { registerQueryRoute } from './http/query-route.ts';
 import { RequestRecord } from './http/request-record.ts';
 import type { UpstreamClient } from './upstream/anthropic-client.ts';
@@ -21,28 +23,15 @@ export interface AppDeps {
 }
 
 const SANE_REQUEST_ID = /^[\w.:-]{1,128}$/;
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-/** Strict JSON body parsing: invalid UTF-8 is rejected, never replaced with U+FFFD. */
-export function parseJsonBody(body: Buffer): unknown {
-  let text: string;
-  try {
-    text = utf8.decode(body);
-  } catch {
-    throw new ConnectorError('invalid_request_error', 400, 'Request body is not valid UTF-8');
-  }
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new ConnectorError('invalid_request_error', 400, 'Request body is not valid JSON');
-  }
-}
-
 /** Which methods each static path allows, for honest 405s. */
 const ALLOWED_METHODS = new Map([
   ['/llm/query', 'POST'],
   ['/healthz', 'GET, HEAD'],
   ['/openapi.json', 'GET, HEAD'],
+  ['/', 'GET, HEAD'],
+  ['/v1/messages', 'POST'],
+  ['/v1/messages/count_tokens', 'POST'],
+  ['/v1/models', 'GET, HEAD'],
 ]);
 
 /** Builds the service; never listens. */
@@ -99,5 +88,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/healthz', { schema: { summary: 'Liveness: 200 without calling the upstream' } }, () => ({ status: 'ok' }));
   registerQueryRoute(app, { config, upstream: deps.upstream });
+  await registerPlayground(app);
+  await registerAnthropicRoutes(app, { config, upstream: deps.upstream });
   return app;
 }

@@ -51,44 +51,57 @@ export class MessageStreamReader {
   /** Set once; after a failure the stream must be abandoned. */
   failure: StreamFailure | null = null;
 
-  private readonly onText: (text: string) => void;
+  private readonly onText: ((text: string) => void) | null;
 
-  constructor(onText: (text: string) => void) {
+  /** `onText` null: only usage, stop reason and failures are read (text deltas are not even parsed). */
+  constructor(onText: ((text: string) => void) | null) {
     this.onText = onText;
   }
 
   /** Feed one SSE event (arrow property so it can be handed to the decoder without a closure per call). */
   readonly onEvent = (name: string, data: string): void => {
-    if (this.failure !== null || name === 'ping') return;
-    let event: WireEvent;
-    try {
-      event = JSON.parse(data) as WireEvent;
-    } catch {
-      this.fail('upstream_error', `Upstream sent unparseable data in a "${name}" event`);
-      return;
-    }
+    if (this.failure !== null) return;
     switch (name) {
-      case 'content_block_delta':
-        if (event.delta?.type === 'text_delta' && typeof event.delta.text === 'string') this.onText(event.delta.text);
+      case 'content_block_delta': {
+        if (this.onText === null) return;
+        const delta = this.parse(name, data)?.delta;
+        if (delta?.type === 'text_delta' && typeof delta.text === 'string') this.onText(delta.text);
         return;
-      case 'message_start':
-        this.model = event.message?.model ?? null;
-        mergeUsage(this.usage, event.message?.usage);
+      }
+      case 'message_start': {
+        const message = this.parse(name, data)?.message;
+        this.model = message?.model ?? null;
+        mergeUsage(this.usage, message?.usage);
         return;
-      case 'message_delta':
-        if (event.delta?.stop_reason) this.stopReason = event.delta.stop_reason;
-        mergeUsage(this.usage, event.usage);
+      }
+      case 'message_delta': {
+        const event = this.parse(name, data);
+        if (event?.delta?.stop_reason) this.stopReason = event.delta.stop_reason;
+        mergeUsage(this.usage, event?.usage);
         return;
+      }
       case 'message_stop':
         this.completed = true;
         return;
-      case 'error':
-        this.fail(event.error?.type ?? 'upstream_error', event.error?.message ?? 'Upstream reported an error mid-stream');
+      case 'error': {
+        const event = this.parse(name, data);
+        if (event) this.fail(event.error?.type ?? 'upstream_error', event.error?.message ?? 'Upstream reported an error mid-stream');
         return;
+      }
       default:
+        // ping, content_block_start/stop and event types added in the future carry nothing we use.
         return;
     }
   };
+
+  private parse(name: string, data: string): WireEvent | null {
+    try {
+      return JSON.parse(data) as WireEvent;
+    } catch {
+      this.fail('upstream_error', `Upstream sent unparseable data in a "${name}" event`);
+      return null;
+    }
+  }
 
   fail(type: string, message: string): void {
     this.failure ??= { type, message };

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ConnectorError } from '../errors.ts';
 import { renderError, type ErrorShape } from './error-shapes.ts';
+import { retriedHeader } from './passthrough-headers.ts';
 
 /** Maps anything thrown (our errors, Fastify's own) to the service's error. Pure. */
 export function toConnectorError(error: unknown): ConnectorError {
@@ -42,6 +43,7 @@ export function installErrorHandling(app: FastifyInstance, allowedMethods: Reado
     }
     if (mapped.status >= 500 && mapped.type === 'internal_error') request.log.error({ err: error }, 'unexpected error');
     if (mapped.retryAfter !== undefined) void reply.header('retry-after', mapped.retryAfter);
+    void reply.headers(retriedHeader(request.record.attempts));
     return reply.code(mapped.status).send(renderError(shapeOf(request.routeOptions.config), mapped, request.id));
   });
 

@@ -26,7 +26,7 @@ const ANTHROPIC_TYPES: Partial<Record<ErrorType, string>> = {
   internal_error: 'api_error',
 };
 
-export function anthropicErrorType(type: ErrorType | string): string {
+export function anthropicErrorType(type: string): string {
   return ANTHROPIC_TYPES[type as ErrorType] ?? type;
 }
 

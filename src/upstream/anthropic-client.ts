@@ -69,17 +69,19 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     headersTimeout: options.readTimeoutMs,
     bodyTimeout: options.readTimeoutMs,
   });
+  const credentials = { 'x-api-key': options.apiKey };
   const baseHeaders: Record<string, string> = {
-    'x-api-key': options.apiKey,
     'anthropic-version': ANTHROPIC_VERSION,
     'content-type': 'application/json',
+    ...credentials,
   };
 
   async function attempt(request: UpstreamRequest): Promise<UpstreamAnswer> {
     const response = await pool.request({
       method: request.method,
       path: options.pathPrefix + request.path,
-      headers: request.headers ? { ...request.headers, ...baseHeaders } : baseHeaders,
+      // The caller's headers (anthropic-version, anthropic-beta) may override the defaults, never the key.
+      headers: request.headers ? { ...baseHeaders, ...request.headers, ...credentials } : baseHeaders,
       body: request.body ?? null,
       signal: request.signal,
     });

@@ -1,0 +1,112 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { mergeUsage } from '../anthropic/message-stream.ts';
+import type { Config } from '../config.ts';
+import { ConnectorError } from '../errors.ts';
+import type { UpstreamAnswer, UpstreamClient } from '../upstream/anthropic-client.ts';
+import { parseJsonBody } from './json-body.ts';
+import { abortOnClientClose } from './client-abort.ts';
+import { relayRawBody, relayRawStream } from './raw-relay.ts';
+import { pickUpstreamHeaders, forwardedRequestHeaders, retriedHeader } from './passthrough-headers.ts';
+
+export interface AnthropicRoutesOptions {
+  config: Config;
+  upstream: UpstreamClient;
+}
+
+interface RawCall {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: Buffer;
+  stream: boolean;
+}
+
+/** Validates the minimum (a JSON object) and reads what the log needs; the bytes go upstream unchanged. */
+function inspectBody(raw: unknown): { body: Buffer; stream: boolean; model: string | undefined } {
+  if (!Buffer.isBuffer(raw)) throw new ConnectorError('invalid_request_error', 400, 'A JSON object body is required');
+  const parsed = parseJsonBody(raw);
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConnectorError('invalid_request_error', 400, 'The request body must be a JSON object');
+  }
+  const { stream, model } = parsed as { stream?: unknown; model?: unknown };
+  return { body: raw, stream: stream === true, model: typeof model === 'string' ? model : undefined };
+}
+
+function sendUpstreamError(reply: FastifyReply, answer: Extract<UpstreamAnswer, { ok: false }>): FastifyReply {
+  reply.request.record.errorType = `upstream_${answer.statusCode}`;
+  return reply
+    .code(answer.statusCode)
+    .headers({ ...pickUpstreamHeaders(answer.headers), ...retriedHeader(reply.request.record.attempts) })
+    .send(answer.errorBody);
+}
+
+/** Calls the upstream and relays its answer unchanged: status, selected headers and body bytes. */
+async function passthrough(request: FastifyRequest, reply: FastifyReply, call: RawCall, deps: AnthropicRoutesOptions): Promise<void> {
+  const { record } = request;
+  const signal = abortOnClientClose(reply.raw);
+  const answer = await deps.upstream.open(
+    { method: call.method, path: call.path, headers: forwardedRequestHeaders(request.headers), signal, ...(call.body ? { body: call.body } : {}) },
+    record,
+  );
+  if (!answer.ok) {
+    await sendUpstreamError(reply, answer);
+    return;
+  }
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(answer.statusCode, { ...pickUpstreamHeaders(answer.headers), 'x-request-id': request.id });
+  record.markFirstByte();
+  if (call.stream) {
+    const result = await relayRawStream(answer.body, res, request.id, deps.config);
+    record.finish(result);
+    return;
+  }
+  const { outcome, bytes } = await relayRawBody(answer.body, res);
+  if (outcome === 'client_closed') record.outcome = 'client_closed';
+  if (bytes && call.path === '/v1/messages') readUsage(request, bytes);
+}
+
+function readUsage(request: FastifyRequest, bytes: Buffer): void {
+  try {
+    const message = JSON.parse(bytes.toString('utf8')) as { model?: string; usage?: Parameters<typeof mergeUsage>[1]; stop_reason?: string };
+    const usage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+    mergeUsage(usage, message.usage);
+    request.record.usage = usage;
+    request.record.stopReason = message.stop_reason ?? null;
+  } catch {
+    // Not JSON: nothing to count; the client got the bytes as they were.
+  }
+}
+
+/**
+ * Anthropic-native routes: `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models[/{id}]`.
+ * Registered in their own scope so that their bodies stay raw bytes.
+ */
+export async function registerAnthropicRoutes(app: FastifyInstance, deps: AnthropicRoutesOptions): Promise<void> {
+  await app.register((scope, _opts, done) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, next) => {
+      next(null, body);
+    });
+    const config = { errorShape: 'anthropic' as const };
+    const tags = ['Anthropic-compatible'];
+
+    const postRoute = (path: string, summary: string): void => {
+      scope.post(path, { config, schema: { summary, tags, hide: false } }, async (request, reply) => {
+        const { body, stream, model } = inspectBody(request.body);
+        request.record.model = model;
+        await passthrough(request, reply, { method: 'POST', path, body, stream: stream && path === '/v1/messages' }, deps);
+      });
+    };
+    postRoute('/v1/messages', 'Anthropic Messages API, relayed byte for byte (streaming and not)');
+    postRoute('/v1/messages/count_tokens', 'Anthropic token counting, relayed');
+
+    scope.get('/v1/models', { config, schema: { summary: 'List models (Anthropic shape)', tags } }, async (request, reply) => {
+      const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '';
+      await passthrough(request, reply, { method: 'GET', path: `/v1/models${query}`, stream: false }, deps);
+    });
+    scope.get<{ Params: { id: string } }>('/v1/models/:id', { config, schema: { summary: 'One model (Anthropic shape)', tags } }, async (request, reply) => {
+      await passthrough(request, reply, { method: 'GET', path: `/v1/models/${encodeURIComponent(request.params.id)}`, stream: false }, deps);
+    });
+    done();
+  });
+}

@@ -1,0 +1,99 @@
+import type { ServerResponse } from 'node:http';
+import { MessageStreamReader, type StreamFailure } from '../anthropic/message-stream.ts';
+import { SseDecoder } from '../sse/decoder.ts';
+import { classifyNetworkError, type UpstreamBody } from '../upstream/anthropic-client.ts';
+import type { PumpOutcome } from './message-pump.ts';
+import { anthropicErrorBody } from './error-shapes.ts';
+import { sseEvent } from './sse-writer.ts';
+
+export interface RawRelayResult {
+  outcome: PumpOutcome;
+  failure: StreamFailure | null;
+  reader: MessageStreamReader;
+}
+
+/**
+ * Relays an upstream Messages SSE body byte for byte, chunk by chunk, respecting backpressure, while
+ * a tap reads usage and completion alongside. If the upstream fails in a way the client cannot see
+ * (cut, stall, ended without `message_stop`), one Anthropic `event: error` is appended so that the
+ * stream never ends looking complete.
+ */
+export function relayRawStream(
+  body: UpstreamBody,
+  res: ServerResponse,
+  requestId: string,
+  timeouts: { connectTimeoutMs: number; readTimeoutMs: number },
+): Promise<RawRelayResult> {
+  const reader = new MessageStreamReader(null);
+  const tap = new SseDecoder(reader.onEvent);
+  let tapBroken = false;
+  const resume = (): void => {
+    body.resume();
+  };
+  return new Promise((resolve) => {
+    const finish = (outcome: PumpOutcome, failure: StreamFailure | null, append: boolean): void => {
+      if (append && failure && !res.destroyed) {
+        // A partial event, if any, is closed first so that ours is read as an event of its own.
+        const prefix = tap.idle ? '' : '\n\n';
+        res.end(prefix + sseEvent('error', JSON.stringify(anthropicErrorBody(failure.type, failure.message, requestId))));
+      } else {
+        res.end();
+      }
+      resolve({ outcome, failure, reader });
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (!tapBroken) {
+        try {
+          tap.push(chunk);
+        } catch {
+          tapBroken = true;
+        }
+      }
+      if (!res.write(chunk)) {
+        body.pause();
+        res.once('drain', resume);
+      }
+    });
+    body.on('end', () => {
+      if (reader.completed) finish('completed', null, false);
+      else if (reader.failure) finish('failed', reader.failure, false);
+      else finish('failed', { type: 'stream_incomplete', message: 'The upstream stream ended before the answer was complete' }, true);
+    });
+    body.on('error', (error: unknown) => {
+      if (res.destroyed) {
+        resolve({ outcome: 'client_closed', failure: null, reader });
+        return;
+      }
+      const mapped = classifyNetworkError(error, timeouts);
+      const timedOut = mapped.type === 'upstream_timeout';
+      finish('failed', { type: timedOut ? 'upstream_timeout' : 'stream_incomplete', message: timedOut ? mapped.message : 'The upstream connection was lost mid-stream' }, true);
+    });
+  });
+}
+
+/** Relays a whole (non-streamed) upstream body byte for byte, keeping the chunks to read usage at the end. */
+export function relayRawBody(body: UpstreamBody, res: ServerResponse): Promise<{ outcome: PumpOutcome; bytes: Buffer | null }> {
+  const chunks: Buffer[] = [];
+  const resume = (): void => {
+    body.resume();
+  };
+  return new Promise((resolve) => {
+    body.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (!res.write(chunk)) {
+        body.pause();
+        res.once('drain', resume);
+      }
+    });
+    body.on('end', () => {
+      res.end();
+      resolve({ outcome: 'completed', bytes: Buffer.concat(chunks) });
+    });
+    body.on('error', () => {
+      // Headers are out: the only honest signal left is an aborted response.
+      const clientGone = res.destroyed;
+      res.destroy();
+      resolve({ outcome: clientGone ? 'client_closed' : 'failed', bytes: null });
+    });
+  });
+}
