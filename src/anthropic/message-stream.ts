@@ -2,6 +2,8 @@
  * Pure interpretation of the Anthropic Messages stream: SSE events in, text deltas, usage, stop
  * reason and failures out. Knows nothing of HTTP. Unknown event types and non-text deltas are ignored.
  */
+import { textDeltaLiteral } from './text-delta.ts';
+
 export interface Usage {
   input_tokens: number;
   output_tokens: number;
@@ -51,11 +53,15 @@ export class MessageStreamReader {
   /** Set once; after a failure the stream must be abandoned. */
   failure: StreamFailure | null = null;
 
-  private readonly onText: ((text: string) => void) | null;
+  private readonly onTextLiteral: ((literal: string) => void) | null;
 
-  /** `onText` null: only usage, stop reason and failures are read (text deltas are not even parsed). */
-  constructor(onText: ((text: string) => void) | null) {
-    this.onText = onText;
+  /**
+   * `onTextLiteral` receives each text delta as a JSON string literal (quotes included), ready to be
+   * embedded in JSON as it is; `JSON.parse(literal)` gives the text. Null: only usage, stop reason and
+   * failures are read (text deltas are not even looked at).
+   */
+  constructor(onTextLiteral: ((literal: string) => void) | null) {
+    this.onTextLiteral = onTextLiteral;
   }
 
   /** Feed one SSE event (arrow property so it can be handed to the decoder without a closure per call). */
@@ -63,9 +69,14 @@ export class MessageStreamReader {
     if (this.failure !== null) return;
     switch (name) {
       case 'content_block_delta': {
-        if (this.onText === null) return;
+        if (this.onTextLiteral === null) return;
+        const literal = textDeltaLiteral(data);
+        if (literal !== null) {
+          this.onTextLiteral(literal);
+          return;
+        }
         const delta = this.parse(name, data)?.delta;
-        if (delta?.type === 'text_delta' && typeof delta.text === 'string') this.onText(delta.text);
+        if (delta?.type === 'text_delta' && typeof delta.text === 'string') this.onTextLiteral(JSON.stringify(delta.text));
         return;
       }
       case 'message_start': {

@@ -51,21 +51,24 @@ async function relay(request: FastifyRequest, reply: FastifyReply, body: Upstrea
   res.write(sseEvent('start', JSON.stringify({ id: request.id, model })));
   request.record.markFirstByte();
   const keepAlive = new KeepAlive(res, config.keepAliveIntervalMs);
+  // The events of one upstream chunk are written with one write (one syscall), not one per event.
+  let out = '';
   const result = await pumpMessageStream(
     body,
     {
-      onText: (text) => res.write(`event: delta\ndata: {"text":${JSON.stringify(text)}}\n\n`),
+      onTextLiteral: (literal) => {
+        out += `event: delta\ndata: {"text":${literal}}\n\n`;
+      },
       beforeChunk: () => {
         keepAlive.touch();
-        res.cork();
       },
       afterChunk: (resume) => {
-        res.uncork();
-        if (res.writableNeedDrain) {
-          res.once('drain', resume);
-          return false;
-        }
-        return true;
+        if (out === '') return true;
+        const flushed = res.write(out);
+        out = '';
+        if (flushed) return true;
+        res.once('drain', resume);
+        return false;
       },
       clientGone: () => res.destroyed,
     },
@@ -86,7 +89,7 @@ async function collect(reply: FastifyReply, body: UpstreamBody, model: string, c
   const parts: string[] = [];
   const result = await pumpMessageStream(
     body,
-    { onText: (text) => parts.push(text), clientGone: () => reply.raw.destroyed },
+    { onTextLiteral: (literal) => parts.push(JSON.parse(literal) as string), clientGone: () => reply.raw.destroyed },
     config,
   );
   if (result.outcome === 'completed') {

@@ -7,7 +7,7 @@ import { SseDecoder } from '../../src/sse/decoder.ts';
 
 function read(sse: string | Buffer): { texts: string[]; reader: MessageStreamReader } {
   const texts: string[] = [];
-  const reader = new MessageStreamReader((t) => texts.push(t));
+  const reader = new MessageStreamReader((literal) => texts.push(JSON.parse(literal) as string));
   new SseDecoder(reader.onEvent).push(Buffer.from(sse));
   return { texts, reader };
 }
