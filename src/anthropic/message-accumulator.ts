@@ -1,0 +1,106 @@
+/**
+ * Pure: the Messages SSE events of one answer → the message a non-streamed request would have
+ * returned (text and tool_use blocks; thinking and other blocks are skipped). Fed like the other
+ * readers with (event name, data); a failure (an `error` event, unparseable data, tool input that
+ * is not JSON) is returned instead of thrown.
+ */
+import { emptyUsage, mergeUsage, type StreamFailure, type Usage } from './message-stream.ts';
+
+type WireUsage = Partial<Record<keyof Usage, number | null>>;
+
+interface WireEvent {
+  index?: number;
+  message?: { id?: string; model?: string; usage?: WireUsage };
+  content_block?: { type?: string; text?: string; id?: string; name?: string };
+  delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null };
+  usage?: WireUsage;
+  error?: { type?: string; message?: string };
+}
+
+export type AssembledBlock = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: unknown };
+
+export interface AssembledMessage {
+  id: string | undefined;
+  model: string | undefined;
+  content: AssembledBlock[];
+  stop_reason: string | null;
+  usage: Usage;
+}
+
+interface OpenBlock {
+  type: 'text' | 'tool_use';
+  id: string;
+  name: string;
+  /** Text pieces, or partial JSON pieces of a tool's input. */
+  pieces: string[];
+}
+
+export class MessageAccumulator {
+  readonly message: AssembledMessage = { id: undefined, model: undefined, content: [], stop_reason: null, usage: emptyUsage() };
+  private readonly open = new Map<number, OpenBlock>();
+
+  readonly onEvent = (name: string, data: string): StreamFailure | null => {
+    if (name === 'ping' || name === 'message_stop') return null;
+    let event: WireEvent;
+    try {
+      event = JSON.parse(data) as WireEvent;
+    } catch {
+      return { type: 'upstream_error', message: `Upstream sent unparseable data in a "${name}" event` };
+    }
+    switch (name) {
+      case 'content_block_delta':
+        this.delta(event);
+        return null;
+      case 'content_block_start':
+        this.start(event);
+        return null;
+      case 'content_block_stop':
+        return this.stop(event.index ?? -1);
+      case 'message_start':
+        this.message.id = event.message?.id;
+        this.message.model = event.message?.model;
+        mergeUsage(this.message.usage, event.message?.usage);
+        return null;
+      case 'message_delta':
+        if (event.delta?.stop_reason) this.message.stop_reason = event.delta.stop_reason;
+        mergeUsage(this.message.usage, event.usage);
+        return null;
+      case 'error':
+        return { type: event.error?.type ?? 'upstream_error', message: event.error?.message ?? 'Upstream reported an error mid-stream' };
+      default:
+        return null;
+    }
+  };
+
+  private start(event: WireEvent): void {
+    const block = event.content_block;
+    if (event.index === undefined || (block?.type !== 'text' && block?.type !== 'tool_use')) return;
+    const pieces = block.type === 'text' && block.text ? [block.text] : [];
+    this.open.set(event.index, { type: block.type, id: block.id ?? '', name: block.name ?? '', pieces });
+  }
+
+  private delta(event: WireEvent): void {
+    const block = this.open.get(event.index ?? -1);
+    const delta = event.delta;
+    if (block === undefined || delta === undefined) return;
+    if (delta.type === 'text_delta' && typeof delta.text === 'string') block.pieces.push(delta.text);
+    else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string') block.pieces.push(delta.partial_json);
+  }
+
+  private stop(index: number): StreamFailure | null {
+    const block = this.open.get(index);
+    if (block === undefined) return null;
+    this.open.delete(index);
+    const joined = block.pieces.join('');
+    if (block.type === 'text') {
+      this.message.content.push({ type: 'text', text: joined });
+      return null;
+    }
+    try {
+      this.message.content.push({ type: 'tool_use', id: block.id, name: block.name, input: joined.trim() === '' ? {} : (JSON.parse(joined) as unknown) });
+      return null;
+    } catch {
+      return { type: 'upstream_error', message: `Upstream sent tool input that is not JSON for "${block.name}"` };
+    }
+  }
+}

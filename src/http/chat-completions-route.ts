@@ -1,0 +1,179 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Type } from 'typebox';
+import { MessageAccumulator } from '../anthropic/message-accumulator.ts';
+import type { StreamFailure } from '../anthropic/message-stream.ts';
+import type { Config } from '../config.ts';
+import type { Guard } from '../limits/guard.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import { ConnectorError } from '../errors.ts';
+import { openAIErrorBody } from '../openai/error-body.ts';
+import { ChunkTranslator, messageToCompletion, type CompletionDefaults } from '../openai/from-anthropic.ts';
+import { ChatCompletionRequest } from '../openai/request-schema.ts';
+import { toAnthropic, type Problem } from '../openai/to-anthropic.ts';
+import type { UpstreamBody, UpstreamClient } from '../upstream/anthropic-client.ts';
+import { fallbackChain, openWithFallbacks } from '../upstream/fallbacks.ts';
+import { mapUpstreamStatus } from '../upstream/map-status.ts';
+import { abortOnClientClose } from './client-abort.ts';
+import { pumpMessageStream, type PumpHooks, type PumpResult } from './message-pump.ts';
+import { admit } from './guard-hooks.ts';
+import { setServedModel } from './served-model.ts';
+import { KeepAlive, pendingHeaders, sseHeaders } from './sse-writer.ts';
+
+export interface ChatCompletionsRouteOptions {
+  config: Config;
+  upstream: UpstreamClient;
+  guard?: Guard | undefined;
+  metrics?: Metrics | undefined;
+}
+
+const OpenAIError = Type.Object({
+  error: Type.Object({
+    message: Type.String(),
+    type: Type.String({ description: 'invalid_request_error, authentication_error, rate_limit_error or server_error' }),
+    param: Type.Union([Type.String(), Type.Null()]),
+    code: Type.String({ description: "The service's stable error type, e.g. rate_limit_error, upstream_timeout" }),
+  }),
+});
+const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: OpenAIError } } });
+const STREAM_DESCRIPTION =
+  'OpenAI-style SSE: `data: <chat.completion.chunk>` lines, then `data: [DONE]`. A failure after the first byte is one `data: {"error":{…}}` line and the stream ends without `[DONE]`.';
+
+const schema = {
+  summary: 'OpenAI-compatible chat completions, answered by Claude',
+  description: `Point the OpenAI SDKs at \`/v1\`. Unsupported values (n > 1, logprobs, JSON response formats, audio) get a 400; other unknown or unsupported fields are ignored and named in \`x-ignored-fields\`. ${STREAM_DESCRIPTION}`,
+  tags: ['OpenAI-compatible'],
+  body: ChatCompletionRequest,
+  response: {
+    200: {
+      description: 'A chat.completion object, or with "stream": true an SSE stream of chunks',
+      content: {
+        'application/json': { schema: Type.Object({}, { additionalProperties: true, description: 'chat.completion' }) },
+        'text/event-stream': { schema: { type: 'string', description: STREAM_DESCRIPTION } },
+      },
+    },
+    400: errorResponse('Invalid or unsupported request, or the upstream rejected it'),
+    413: errorResponse('Body larger than MAX_BODY_BYTES'),
+    415: errorResponse('Content-Type is not application/json'),
+    429: errorResponse('Upstream rate limit reached after retries (see Retry-After)'),
+    502: errorResponse('Upstream unreachable, or it rejected the service credentials'),
+    503: errorResponse('Upstream overloaded or failing after retries (see Retry-After)'),
+    504: errorResponse('Upstream silent past UPSTREAM_READ_TIMEOUT'),
+  },
+};
+
+const SAFE_FIELD_NAME = /^[\w.[\]-]{1,64}$/;
+
+/** `x-ignored-fields`, listing at most 20 names that are safe to put in a header. */
+export function ignoredFieldsHeader(names: readonly string[]): Record<string, string> {
+  const safe = names.filter((name) => SAFE_FIELD_NAME.test(name)).slice(0, 20);
+  return safe.length > 0 ? { 'x-ignored-fields': safe.join(', ') } : {};
+}
+
+function unsupported(problems: readonly Problem[]): ConnectorError {
+  const message = problems.map((p) => `${p.param}: ${p.message}`).join('; ');
+  return new ConnectorError('invalid_request_error', 400, message, { param: problems[0]?.param });
+}
+
+/**
+ * Once the upstream has been tried, the service's retries are the only ones: its error answer says
+ * `x-should-retry: false` so that an SDK in front does not retry a 502 or 503 once more per attempt.
+ */
+function noClientRetry(reply: FastifyReply, error: unknown): unknown {
+  void reply.header('x-should-retry', 'false');
+  return error;
+}
+
+/** A `"stream": false` answer broken mid-way: the same statuses as /llm/query. */
+function brokenAnswer(failure: StreamFailure): ConnectorError {
+  if (failure.type === 'upstream_timeout') return new ConnectorError('upstream_timeout', 504, failure.message);
+  return new ConnectorError('upstream_error', 502, failure.message);
+}
+
+/** The upstream answer that has begun, and what the translation decided. */
+interface Answer {
+  body: UpstreamBody;
+  defaults: CompletionDefaults;
+  includeUsage: boolean;
+  /** Extra response headers (`x-ignored-fields`). */
+  headers: Record<string, string>;
+}
+
+/** Streams chunks as the upstream answer arrives; the status (200) was decided when it began. */
+async function relay(reply: FastifyReply, answer: Answer, config: Config): Promise<PumpResult> {
+  const { request } = reply;
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { ...pendingHeaders(reply), ...sseHeaders(request.id), ...answer.headers });
+  request.record.markStreaming();
+  const keepAlive = new KeepAlive(res, config.keepAliveIntervalMs);
+  // The chunks of one upstream chunk go out with one write; the upstream pauses while the client drains.
+  let out = '';
+  const translator = new ChunkTranslator(
+    (data) => {
+      out += `data: ${data}\n\n`;
+    },
+    answer.defaults,
+    answer.includeUsage,
+  );
+  const hooks: PumpHooks = {
+    onTextLiteral: null,
+    onEvent: translator.onEvent,
+    beforeChunk: () => {
+      keepAlive.touch();
+    },
+    afterChunk: (resume) => {
+      if (out === '') return true;
+      const flushed = res.write(out);
+      out = '';
+      if (flushed) return true;
+      res.once('drain', resume);
+      return false;
+    },
+    clientGone: () => res.destroyed,
+  };
+  const result = await pumpMessageStream(answer.body, hooks, config);
+  keepAlive.stop();
+  if (result.outcome === 'completed') res.end();
+  else if (result.failure) res.end(`data: ${JSON.stringify(openAIErrorBody(result.failure.type, result.failure.message))}\n\n`);
+  return result;
+}
+
+/** Collects the whole answer (streamed upstream), then sends one chat.completion. */
+async function collect(reply: FastifyReply, answer: Answer, config: Config): Promise<PumpResult> {
+  const accumulator = new MessageAccumulator();
+  const hooks = { onTextLiteral: null, onEvent: accumulator.onEvent, clientGone: () => reply.raw.destroyed };
+  const result = await pumpMessageStream(answer.body, hooks, config);
+  if (result.outcome === 'completed') await reply.code(200).send(messageToCompletion(accumulator.message, answer.defaults));
+  else if (result.failure) throw noClientRetry(reply, brokenAnswer(result.failure));
+  return result;
+}
+
+async function handle(request: FastifyRequest, reply: FastifyReply, { config, upstream, guard, metrics }: ChatCompletionsRouteOptions): Promise<void> {
+  const translation = toAnthropic(request.body as ChatCompletionRequest, { model: config.defaultModel, maxTokens: config.defaultMaxTokens });
+  if (!translation.ok) throw unsupported(translation.problems);
+  const { body, includeUsage } = translation;
+  const headers = ignoredFieldsHeader(translation.ignored);
+  void reply.headers(headers);
+  const { record } = request;
+  record.model = body.model;
+  const signal = abortOnClientClose(reply.raw);
+  await admit(guard, request, reply, body.max_tokens, signal, metrics);
+  // Always streamed upstream: the read timeout then measures silence, not the length of the answer.
+  const fallbacks = { models: fallbackChain(body.model, config.fallbackModels), bodyFor: (model: string) => JSON.stringify({ ...body, model, stream: true }) };
+  const opened = await openWithFallbacks(upstream, { method: 'POST', path: '/v1/messages', body: JSON.stringify({ ...body, stream: true }), signal }, record, fallbacks).catch(
+    (error: unknown) => {
+      throw noClientRetry(reply, error);
+    },
+  );
+  if (!opened.ok) throw noClientRetry(reply, mapUpstreamStatus(opened.statusCode, opened.headers, opened.errorBody));
+  const served = record.model ?? body.model;
+  setServedModel(reply, served);
+  const defaults = { id: `chatcmpl-${request.id}`, model: served, created: Math.floor(Date.now() / 1000) };
+  const answer: Answer = { body: opened.body, defaults, includeUsage, headers };
+  const result = body.stream ? await relay(reply, answer, config) : await collect(reply, answer, config);
+  record.finish(result);
+}
+
+export function registerChatCompletionsRoute(app: FastifyInstance, options: ChatCompletionsRouteOptions): void {
+  app.post('/v1/chat/completions', { schema, config: { errorShape: 'openai', guarded: true } }, (request, reply) => handle(request, reply, options));
+}
