@@ -1,0 +1,182 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ConfigError } from '../config.ts';
+import { parseLimitValue, type LimitName, type LimitOverrides } from './limits.ts';
+
+/** An authenticated client: its name (for logs, metrics and limits) and its limit overrides. */
+export interface ClientKey {
+  readonly name: string;
+  readonly limits: LimitOverrides;
+}
+
+/** A parsed entry, secret included: hand it to ClientKeyring and drop it. */
+export interface ClientKeyEntry extends ClientKey {
+  readonly key: string;
+}
+
+/** Compares two 32-byte SHA-256 digests; must take the same time whatever they hold. */
+export type DigestCompare = (a: Buffer, b: Buffer) => boolean;
+
+export const MIN_KEY_LENGTH = 16;
+const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const KEY = /^[\x21-\x7e]+$/;
+const OPTION = /^(rpm|tpm|daily|streams)=(.*)$/;
+
+/** The constant-time compare the keyring uses unless a test injects another. */
+export const constantTimeEqual: DigestCompare = (a, b) => a.length === b.length && timingSafeEqual(a, b);
+
+function digest(key: string): Buffer {
+  return createHash('sha256').update(key, 'utf8').digest();
+}
+
+function checkKey(key: string, where: string): void {
+  if (!KEY.test(key)) throw new ConfigError(`${where}: the key must be printable ASCII without spaces`);
+  if (key.length < MIN_KEY_LENGTH)
+    throw new ConfigError(`${where}: the key must be at least ${MIN_KEY_LENGTH} characters long`);
+}
+
+function checkName(name: string, where: string): void {
+  // Not echoed: with a mistyped separator the "name" may be part of a key.
+  if (!NAME.test(name))
+    throw new ConfigError(`${where}: the name must be 1-64 characters of A-Z a-z 0-9 _ . -`);
+}
+
+function checkUnique(entries: readonly ClientKeyEntry[], entry: ClientKeyEntry, where: string): void {
+  for (const other of entries) {
+    if (other.name === entry.name) throw new ConfigError(`${where}: the name "${entry.name}" is used twice`);
+    if (other.key === entry.key) throw new ConfigError(`${where}: the same key as "${other.name}"`);
+  }
+}
+
+/** `SERVICE_API_KEYS`: comma-separated `name:key` or bare `key` (named `key1`, `key2`… by position). */
+export function parseServiceApiKeys(raw: string, variable = 'SERVICE_API_KEYS'): ClientKeyEntry[] {
+  const entries: ClientKeyEntry[] = [];
+  raw.split(',').forEach((part, index) => {
+    const where = `${variable} entry ${index + 1}`;
+    const item = part.trim();
+    if (item === '') throw new ConfigError(`${where} is empty`);
+    const colon = item.indexOf(':');
+    const name = colon === -1 ? `key${index + 1}` : item.slice(0, colon);
+    const key = colon === -1 ? item : item.slice(colon + 1);
+    checkName(name, where);
+    checkKey(key, where);
+    const entry = { name, key, limits: {} };
+    checkUnique(entries, entry, where);
+    entries.push(entry);
+  });
+  return entries;
+}
+
+function parseOptions(tokens: readonly string[], where: string): LimitOverrides {
+  const limits: { [K in LimitName]?: number } = {};
+  for (const token of tokens) {
+    const match = OPTION.exec(token);
+    if (!match)
+      throw new ConfigError(`${where}: unknown option "${token}" (expected rpm=, tpm=, daily=, streams=)`);
+    const option = match[1] as LimitName;
+    if (limits[option] !== undefined) throw new ConfigError(`${where}: ${option} is given twice`);
+    limits[option] = parseLimitValue(match[2] ?? '', `${where}: ${option}`);
+  }
+  return limits;
+}
+
+/**
+ * `SERVICE_API_KEYS_FILE` contents: one `name:key [rpm=N] [tpm=N] [daily=N] [streams=N]` a line;
+ * `#` starts a comment; blank lines are skipped.
+ */
+export function parseServiceApiKeysFile(text: string, variable = 'SERVICE_API_KEYS_FILE'): ClientKeyEntry[] {
+  const entries: ClientKeyEntry[] = [];
+  text.split(/\r?\n/).forEach((line, index) => {
+    const where = `${variable} line ${index + 1}`;
+    const tokens = line.trim().split(/\s+/);
+    const comment = tokens.findIndex((token) => token.startsWith('#'));
+    if (comment !== -1) tokens.length = comment;
+    const [first, ...options] = tokens.filter((token) => token !== '');
+    if (first === undefined) return;
+    const colon = first.indexOf(':');
+    if (colon === -1) throw new ConfigError(`${where}: expected name:key`);
+    const name = first.slice(0, colon);
+    const key = first.slice(colon + 1);
+    checkName(name, where);
+    checkKey(key, where);
+    const entry = { name, key, limits: parseOptions(options, where) };
+    checkUnique(entries, entry, where);
+    entries.push(entry);
+  });
+  if (entries.length === 0) throw new ConfigError(`${variable} holds no keys`);
+  return entries;
+}
+
+type Source = Readonly<Record<string, string | undefined>>;
+
+/**
+ * Client keys from `SERVICE_API_KEYS` or `SERVICE_API_KEYS_FILE` (not both), or null when neither
+ * is set (authentication off).
+ */
+export function loadClientKeys(
+  env: Source,
+  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
+): ClientKeyEntry[] | null {
+  const inline = env.SERVICE_API_KEYS?.trim() ?? '';
+  const path = env.SERVICE_API_KEYS_FILE?.trim() ?? '';
+  if (inline !== '' && path !== '')
+    throw new ConfigError('Set only one of SERVICE_API_KEYS and SERVICE_API_KEYS_FILE');
+  if (inline !== '') return parseServiceApiKeys(inline);
+  if (path === '') return null;
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError(`SERVICE_API_KEYS_FILE: cannot read "${path}" (${code})`);
+  }
+  return parseServiceApiKeysFile(text);
+}
+
+/** Holds only SHA-256 digests of the keys and finds the client a presented key belongs to. */
+export class ClientKeyring {
+  readonly #digests: readonly Buffer[];
+  readonly #clients: readonly ClientKey[];
+  readonly #equal: DigestCompare;
+
+  constructor(entries: readonly ClientKeyEntry[], equal: DigestCompare = constantTimeEqual) {
+    this.#digests = entries.map((entry) => digest(entry.key));
+    this.#clients = entries.map((entry) =>
+      Object.freeze({ name: entry.name, limits: Object.freeze({ ...entry.limits }) }),
+    );
+    this.#equal = equal;
+  }
+
+  get names(): readonly string[] {
+    return this.#clients.map((client) => client.name);
+  }
+
+  /**
+   * The client whose key was presented, or null. Compares the presented key's digest with every
+   * stored digest, without stopping at a match, so the time taken says nothing about which key matched.
+   */
+  identify(presented: string | undefined): ClientKey | null {
+    if (presented === undefined || presented === '') return null;
+    const candidate = digest(presented);
+    let found: ClientKey | null = null;
+    for (let i = 0; i < this.#digests.length; i++) {
+      const matches = this.#equal(candidate, this.#digests[i] as Buffer);
+      if (matches && found === null) found = this.#clients[i] ?? null;
+    }
+    return found;
+  }
+}
+
+type Headers = Readonly<Record<string, string | readonly string[] | undefined>>;
+
+/** The key a request presents: `Authorization: Bearer <key>`, else `x-api-key`. Pure. */
+export function extractPresentedKey(headers: Headers): string | undefined {
+  const authorization = headers.authorization;
+  if (typeof authorization === 'string') {
+    const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(authorization);
+    if (match?.[1] !== undefined) return match[1];
+  }
+  const apiKey = headers['x-api-key'];
+  if (typeof apiKey === 'string' && apiKey.trim() !== '') return apiKey.trim();
+  return undefined;
+}

@@ -1,0 +1,121 @@
+import { ConfigError } from '../config.ts';
+
+/**
+ * The limit model. Per client key: requests per minute, tokens (input + output + cache) per minute,
+ * tokens per UTC day and concurrently open answers. 0 means no limit.
+ */
+export interface LimitValues {
+  readonly rpm: number;
+  readonly tpm: number;
+  readonly daily: number;
+  readonly streams: number;
+}
+
+export type LimitName = keyof LimitValues;
+
+/** Per-key overrides from the keys file; a missing field takes the default. */
+export type LimitOverrides = { readonly [K in LimitName]?: number };
+
+export type RedisErrorPolicy = 'open' | 'closed';
+
+export interface LimitSettings {
+  readonly defaults: LimitValues;
+  /** Concurrent upstream requests per process; 0 = no cap. */
+  readonly maxUpstreamConcurrency: number;
+  readonly redisUrl: string | undefined;
+  readonly redisErrorPolicy: RedisErrorPolicy;
+}
+
+/** The identity every request shares when no client keys are configured. */
+export const ANONYMOUS = 'anonymous';
+
+type Source = Readonly<Record<string, string | undefined>>;
+
+/** A limit value: an integer >= 0 (0 = unlimited). Throws with `where` naming the setting. */
+export function parseLimitValue(raw: string, where: string): number {
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value)) {
+    throw new ConfigError(`${where} must be an integer >= 0 (0 = no limit), got "${raw}"`);
+  }
+  return value;
+}
+
+function limitFromEnv(env: Source, name: string): number {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? 0 : parseLimitValue(raw, name);
+}
+
+function redisUrl(env: Source): string | undefined {
+  const raw = env.REDIS_URL?.trim();
+  if (raw === undefined || raw === '') return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(raw);
+  } catch {
+    url = undefined;
+  }
+  // The value may hold a password: never echo it.
+  if (url?.protocol !== 'redis:' && url?.protocol !== 'rediss:') {
+    throw new ConfigError('REDIS_URL must be a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379)');
+  }
+  return raw;
+}
+
+function redisErrorPolicy(env: Source): RedisErrorPolicy {
+  const raw = env.RATE_LIMIT_ON_REDIS_ERROR?.trim().toLowerCase() || 'open';
+  if (raw !== 'open' && raw !== 'closed') {
+    throw new ConfigError(`RATE_LIMIT_ON_REDIS_ERROR must be "open" or "closed", got "${raw}"`);
+  }
+  return raw;
+}
+
+/** Reads the limit settings; throws ConfigError with a one-line message naming the variable. */
+export function parseLimitSettings(env: Source): LimitSettings {
+  return Object.freeze({
+    defaults: Object.freeze({
+      rpm: limitFromEnv(env, 'RATE_LIMIT_RPM'),
+      tpm: limitFromEnv(env, 'RATE_LIMIT_TPM'),
+      daily: limitFromEnv(env, 'TOKEN_BUDGET_DAILY'),
+      streams: limitFromEnv(env, 'MAX_CONCURRENT_STREAMS'),
+    }),
+    maxUpstreamConcurrency: limitFromEnv(env, 'MAX_UPSTREAM_CONCURRENCY'),
+    redisUrl: redisUrl(env),
+    redisErrorPolicy: redisErrorPolicy(env),
+  });
+}
+
+/** The defaults with a key's overrides on top. */
+export function resolveLimits(defaults: LimitValues, overrides: LimitOverrides): LimitValues {
+  return {
+    rpm: overrides.rpm ?? defaults.rpm,
+    tpm: overrides.tpm ?? defaults.tpm,
+    daily: overrides.daily ?? defaults.daily,
+    streams: overrides.streams ?? defaults.streams,
+  };
+}
+
+export function hasAnyLimit(limits: LimitValues): boolean {
+  return limits.rpm > 0 || limits.tpm > 0 || limits.daily > 0 || limits.streams > 0;
+}
+
+/** Token usage as Anthropic reports it; every kind counts against the token limits. */
+export interface TokenUsage {
+  readonly input_tokens?: number | undefined;
+  readonly output_tokens?: number | undefined;
+  readonly cache_creation_input_tokens?: number | undefined;
+  readonly cache_read_input_tokens?: number | undefined;
+}
+
+export function countTokens(usage: TokenUsage | undefined): number {
+  if (usage === undefined) return 0;
+  const parts = [
+    usage.input_tokens,
+    usage.output_tokens,
+    usage.cache_creation_input_tokens,
+    usage.cache_read_input_tokens,
+  ];
+  let total = 0;
+  for (const part of parts)
+    if (part !== undefined && Number.isFinite(part) && part > 0) total += Math.floor(part);
+  return total;
+}

@@ -1,0 +1,286 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConnectorError } from '../../src/errors.ts';
+import { ClientKeyring, parseServiceApiKeysFile } from '../../src/limits/client-keys.ts';
+import {
+  createGuard,
+  rejectionError,
+  type Admission,
+  type Admitted,
+  type GuardOptions,
+  type Rejection,
+} from '../../src/limits/guard.ts';
+import type { AdmitRequest, LimitStore, Reservation, SettleRequest } from '../../src/limits/limit-store.ts';
+import type { LimitValues, RedisErrorPolicy } from '../../src/limits/limits.ts';
+import { MemoryLimitStore } from '../../src/limits/memory-store.ts';
+import { createUpstreamGate } from '../../src/limits/upstream-gate.ts';
+
+const ALICE = 'alice-key-0123456789abcdef';
+const BOB = 'bob-key-0123456789abcdef';
+const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
+const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0 };
+
+/** A MemoryLimitStore that records calls, or fails every call when `down`. */
+class SpyStore implements LimitStore {
+  readonly inner: MemoryLimitStore;
+  readonly leaseTtlMs: number;
+  readonly admits: AdmitRequest[] = [];
+  readonly settles: SettleRequest[] = [];
+  renewals = 0;
+  down = false;
+
+  constructor(leaseTtlMs = 60_000) {
+    this.inner = new MemoryLimitStore({ leaseTtlMs });
+    this.leaseTtlMs = leaseTtlMs;
+  }
+
+  admit(request: AdmitRequest) {
+    this.admits.push(request);
+    return this.down
+      ? Promise.resolve({ outcome: 'unavailable' as const, error: new Error('connection refused') })
+      : this.inner.admit(request);
+  }
+
+  settle(request: SettleRequest) {
+    this.settles.push(request);
+    return this.down
+      ? Promise.resolve({ ok: false as const, error: new Error('connection refused') })
+      : this.inner.settle(request);
+  }
+
+  renew(reservation: Reservation, nowMs: number) {
+    this.renewals++;
+    return this.inner.renew(reservation, nowMs);
+  }
+
+  healthy() {
+    return !this.down;
+  }
+
+  close() {
+    return this.inner.close();
+  }
+}
+
+function setup(
+  defaults: Partial<LimitValues>,
+  extra: Partial<GuardOptions> & { policy?: RedisErrorPolicy } = {},
+) {
+  const store = extra.store instanceof SpyStore ? extra.store : new SpyStore();
+  const warnings: object[] = [];
+  const errors: Error[] = [];
+  let clock = T0;
+  const guard = createGuard({
+    keyring: new ClientKeyring(parseServiceApiKeysFile(`alice:${ALICE} rpm=1\nbob:${BOB}`)),
+    limits: {
+      defaults: { ...NONE, ...defaults },
+      maxUpstreamConcurrency: 0,
+      redisUrl: undefined,
+      redisErrorPolicy: extra.policy ?? 'open',
+    },
+    store,
+    gate: createUpstreamGate({ max: 0 }),
+    logger: { warn: (details) => warnings.push(details) },
+    onRedisError: (error) => errors.push(error),
+    now: () => clock,
+    ...extra,
+  });
+  return { guard, store, warnings, errors, tick: (ms: number) => (clock += ms) };
+}
+
+function admitted(admission: Admission): Admitted {
+  assert.equal(admission.ok, true, JSON.stringify(admission));
+  return admission;
+}
+
+function rejected(admission: Admission): Rejection {
+  assert.equal(admission.ok, false);
+  return admission;
+}
+
+describe('guard: authentication', () => {
+  it('missing, invalid or the client of the key', () => {
+    const { guard } = setup({});
+    assert.equal(guard.authenticate({}), 'missing');
+    assert.equal(guard.authenticate({ 'x-api-key': 'nope-nope-nope-nope' }), 'invalid');
+    assert.equal(
+      guard.authenticate({ authorization: `Bearer ${BOB}` }),
+      guard.authenticate({ 'x-api-key': BOB }),
+    );
+    assert.deepEqual(guard.authenticate({ authorization: `Bearer ${ALICE}` }), {
+      name: 'alice',
+      limits: { rpm: 1 },
+    });
+  });
+
+  it('without a keyring authentication is off: null, the anonymous client', async () => {
+    const { guard } = setup({ rpm: 1 }, { keyring: null });
+    assert.equal(guard.authenticate({}), null);
+    assert.equal(admitted(await guard.admit(null, 0)).client, 'anonymous');
+    assert.equal(rejected(await guard.admit(null, 0)).reason, 'rpm');
+  });
+});
+
+describe('guard: limits', () => {
+  it('answers within limits carry RateLimit headers; over a limit is a 429 with Retry-After', async () => {
+    const { guard } = setup({ rpm: 2 });
+    const bob = guard.authenticate({ 'x-api-key': BOB });
+    assert.ok(bob !== null && typeof bob === 'object');
+    const first = admitted(await guard.admit(bob, 0));
+    assert.equal(first.client, 'bob');
+    assert.deepEqual(first.headers, {
+      'ratelimit-limit': '2',
+      'ratelimit-remaining': '1',
+      'ratelimit-reset': '60',
+    });
+    admitted(await guard.admit(bob, 0));
+    const denied = rejected(await guard.admit(bob, 0));
+    assert.deepEqual(denied, {
+      ok: false,
+      status: 429,
+      type: 'rate_limit_error',
+      reason: 'rpm',
+      message: 'Rate limit exceeded: 2 requests per minute; retry after 90 s',
+      headers: {
+        'ratelimit-limit': '2',
+        'ratelimit-remaining': '0',
+        'ratelimit-reset': '60',
+        'retry-after': '90',
+      },
+    });
+    const error = rejectionError(denied);
+    assert.ok(error instanceof ConnectorError);
+    assert.deepEqual([error.status, error.type, error.retryAfter], [429, 'rate_limit_error', '90']);
+  });
+
+  it('per-key overrides win over the defaults', async () => {
+    const { guard } = setup({ rpm: 5 });
+    const alice = guard.authenticate({ 'x-api-key': ALICE });
+    assert.ok(alice !== null && typeof alice === 'object');
+    admitted(await guard.admit(alice, 0));
+    assert.equal(rejected(await guard.admit(alice, 0)).reason, 'rpm');
+  });
+
+  it('settle counts the real usage, including cache tokens, exactly once', async () => {
+    const { guard, store } = setup({ tpm: 1000 });
+    const first = admitted(await guard.admit(null, 1000));
+    assert.equal(rejected(await guard.admit(null, 1)).reason, 'tpm');
+    const usage = {
+      input_tokens: 100,
+      output_tokens: 50,
+      cache_read_input_tokens: 40,
+      cache_creation_input_tokens: 10,
+    };
+    await Promise.all([first.lease.settle(usage), first.lease.settle(usage)]);
+    await first.lease.settle({ output_tokens: 999 });
+    assert.equal(first.lease.settled, true);
+    assert.equal(store.settles.length, 1);
+    assert.equal(store.settles[0]?.actualTokens, 200);
+    assert.equal(admitted(await guard.admit(null, 800)).headers['ratelimit-remaining'], '0');
+  });
+
+  it('no limits: the store is not asked at all', async () => {
+    const { guard, store } = setup({});
+    const admission = admitted(await guard.admit(null, 100));
+    assert.deepEqual(admission.headers, {});
+    await admission.lease.settle({ output_tokens: 3 });
+    assert.deepEqual([store.admits.length, store.settles.length], [0, 0]);
+  });
+
+  it('keeps a stream lease alive while the answer is open, and frees it on settle', async () => {
+    const store = new SpyStore(60);
+    const { guard } = setup({ streams: 1 }, { store, now: Date.now });
+    const open = admitted(await guard.admit(null, 0));
+    await sleep(150);
+    assert.ok(store.renewals >= 2, `renewed ${store.renewals} times`);
+    assert.equal(rejected(await guard.admit(null, 0)).reason, 'streams');
+    await open.lease.settle();
+    const renewals = store.renewals;
+    await sleep(50);
+    assert.equal(store.renewals, renewals, 'no renewals after settle');
+    await admitted(await guard.admit(null, 0)).lease.settle();
+  });
+});
+
+describe('guard: store failures', () => {
+  it('fail open: admits without headers, counts every error, warns at most once per interval', async () => {
+    const { guard, store, warnings, errors, tick } = setup({ rpm: 1 }, { warnIntervalMs: 10_000 });
+    store.down = true;
+    for (let i = 0; i < 5; i++) {
+      const admission = admitted(await guard.admit(null, 10));
+      assert.deepEqual(admission.headers, {});
+      await admission.lease.settle({ output_tokens: 5 });
+    }
+    assert.equal(store.settles.length, 0, 'nothing reserved, nothing to settle');
+    assert.equal(errors.length, 5);
+    assert.equal(warnings.length, 1);
+    tick(10_000);
+    admitted(await guard.admit(null, 0));
+    assert.deepEqual(warnings[1], { err: 'connection refused', during: 'admit', suppressed: 4 });
+    assert.equal(guard.healthy(), false);
+  });
+
+  it('fail closed: 503 with Retry-After', async () => {
+    const { guard, store, errors } = setup({ rpm: 1 }, { policy: 'closed' });
+    store.down = true;
+    const denied = rejected(await guard.admit(null, 0));
+    assert.deepEqual(
+      [denied.status, denied.type, denied.reason, denied.headers],
+      [503, 'overloaded_error', 'limits_unavailable', { 'retry-after': '1' }],
+    );
+    assert.equal(errors.length, 1);
+  });
+
+  it('a store that breaks its promise and throws still only counts as unavailable', async () => {
+    const store = new SpyStore();
+    store.admit = () => Promise.reject(new Error('bug'));
+    const { guard, errors } = setup({ rpm: 1 }, { store });
+    admitted(await guard.admit(null, 0));
+    assert.equal(errors[0]?.message, 'bug');
+  });
+
+  it('a failed settle is counted, never thrown', async () => {
+    const { guard, store, errors } = setup({ tpm: 100 });
+    const admission = admitted(await guard.admit(null, 10));
+    store.down = true;
+    await admission.lease.settle({ output_tokens: 5 });
+    assert.equal(errors.length, 1);
+  });
+});
+
+describe('guard: upstream gate', () => {
+  it('queues, then 503 with Retry-After; the turned-away request and its tokens are given back', async () => {
+    const { guard, store } = setup(
+      { rpm: 3, tpm: 1000 },
+      { gate: createUpstreamGate({ max: 1, queueTimeoutMs: 30 }) },
+    );
+    const first = admitted(await guard.admit(null, 400));
+    const busy = rejected(await guard.admit(null, 400));
+    assert.deepEqual(
+      [busy.status, busy.type, busy.reason, busy.headers],
+      [503, 'overloaded_error', 'upstream_busy', { 'retry-after': '1' }],
+    );
+    await sleep(0);
+    assert.deepEqual(
+      store.settles.map((s) => [s.actualTokens, s.refundRequest]),
+      [[0, true]],
+    );
+    const waiting = guard.admit(null, 600);
+    await first.lease.settle({ output_tokens: 400 });
+    const next = admitted(await waiting);
+    assert.deepEqual([next.headers['ratelimit-limit'], next.headers['ratelimit-remaining']], ['1000', '0']);
+    await next.lease.settle();
+  });
+
+  it('a client that goes away while queued gets client_closed', async () => {
+    const { guard } = setup({}, { gate: createUpstreamGate({ max: 1, queueTimeoutMs: 5_000 }) });
+    const first = admitted(await guard.admit(null, 0));
+    const controller = new AbortController();
+    const waiting = guard.admit(null, 0, controller.signal);
+    controller.abort();
+    const gone = rejected(await waiting);
+    assert.deepEqual([gone.status, gone.type], [499, 'client_closed']);
+    await first.lease.settle();
+  });
+});
