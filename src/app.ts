@@ -1,14 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
 import { registerAnthropicRoutes } from './http/anthropic-routes.ts';
+import { registerChatCompletionsRoute } from './http/chat-completions-route.ts';
 import { installErrorHandling } from './http/error-handler.ts';
+import { installAuthentication } from './http/guard-hooks.ts';
 import { parseJsonBody } from './http/json-body.ts';
 import { registerPlayground } from './http/playground-route.ts';
 import { registerQueryRoute } from './http/query-route.ts';
 import { RequestRecord } from './http/request-record.ts';
+import type { Guard } from './limits/guard.ts';
+import type { Metrics } from './observability/metrics.ts';
 import type { UpstreamClient } from './upstream/anthropic-client.ts';
 
 declare module 'fastify' {
@@ -20,6 +25,16 @@ declare module 'fastify' {
 export interface AppDeps {
   upstream: UpstreamClient;
   logger: FastifyBaseLogger;
+  /** Prometheus metrics; without them `/metrics` does not exist. */
+  metrics?: Metrics;
+  /** The text `/metrics` serves; default: this process's registry (a cluster worker asks the primary for all workers'). */
+  scrapeMetrics?: (() => Promise<string>) | undefined;
+  /** True once shutdown has begun: `/readyz` answers 503. */
+  isDraining?: () => boolean;
+  /** Dependencies reachable (e.g. Redis when configured). */
+  isReady?: () => boolean | Promise<boolean>;
+  /** Client keys and limits; undefined when none are configured. */
+  guard?: Guard | undefined;
 }
 
 const SANE_REQUEST_ID = /^[\w.:-]{1,128}$/;
@@ -28,10 +43,13 @@ const ALLOWED_METHODS = new Map([
   ['/llm/query', 'POST'],
   ['/healthz', 'GET, HEAD'],
   ['/openapi.json', 'GET, HEAD'],
+  ['/readyz', 'GET, HEAD'],
+  ['/metrics', 'GET, HEAD'],
   ['/', 'GET, HEAD'],
   ['/v1/messages', 'POST'],
   ['/v1/messages/count_tokens', 'POST'],
   ['/v1/models', 'GET, HEAD'],
+  ['/v1/chat/completions', 'POST'],
 ]);
 
 /** Builds the service; never listens. */
@@ -50,17 +68,27 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   app.decorateRequest('record', null as unknown as RequestRecord);
+  if (config.corsOrigins.length > 0) {
+    await app.register(cors, {
+      origin: [...config.corsOrigins],
+      methods: ['GET', 'HEAD', 'POST'],
+      allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'anthropic-version', 'anthropic-beta', 'x-request-id'],
+      exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'x-ignored-fields', 'x-served-model'],
+      maxAge: 600,
+    });
+  }
   app.addHook('onRequest', (request, reply, done) => {
-    const record = new RequestRecord();
+    const record = new RequestRecord(request.routeOptions.url ?? 'unmatched', deps.metrics);
     request.record = record;
     void reply.header('x-request-id', request.id);
     const res = reply.raw;
     res.once('close', () => {
-      const route = request.routeOptions.url ?? request.url.split('?', 1)[0] ?? '';
-      record.log(request.log, route, res.statusCode, res.writableFinished);
+      record.close(request.log, res.statusCode, res.writableFinished);
     });
     done();
   });
+
+  installAuthentication(app, deps.guard);
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
@@ -87,8 +115,21 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
   app.get('/healthz', { schema: { summary: 'Liveness: 200 without calling the upstream' } }, () => ({ status: 'ok' }));
-  registerQueryRoute(app, { config, upstream: deps.upstream });
+  app.get('/readyz', { schema: { summary: 'Readiness: 200 when ready to serve, 503 while draining or when a dependency is down' } }, async (_request, reply) => {
+    const ready = !(deps.isDraining?.() ?? false) && (deps.guard?.healthy() ?? true) && (await (deps.isReady?.() ?? true));
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready' });
+  });
+  const { metrics } = deps;
+  if (metrics) {
+    const scrape = deps.scrapeMetrics ?? (() => metrics.registry.metrics());
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: true } }, async (_request, reply) =>
+      reply.type(metrics.registry.contentType).send(await scrape()),
+    );
+  }
+  const routeDeps = { config, upstream: deps.upstream, guard: deps.guard, metrics: deps.metrics };
+  registerQueryRoute(app, routeDeps);
   await registerPlayground(app);
-  await registerAnthropicRoutes(app, { config, upstream: deps.upstream });
+  await registerAnthropicRoutes(app, routeDeps);
+  registerChatCompletionsRoute(app, routeDeps);
   return app;
 }

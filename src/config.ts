@@ -20,6 +20,12 @@ export interface Config {
   readonly maxBodyBytes: number;
   readonly logLevel: LogLevel;
   readonly mock: boolean;
+  /** Browser origins allowed to call the service (CORS); empty = none. */
+  readonly corsOrigins: readonly string[];
+  /** Models to try, in order, when the requested one is overloaded or rate-limited; empty = none. */
+  readonly fallbackModels: readonly string[];
+  /** Worker processes (node:cluster) sharing the port; 1 = no cluster. */
+  readonly workers: number;
 }
 
 /** A setting is wrong: the message is one line that names the variable. */
@@ -33,11 +39,12 @@ export interface CliFlags {
   mock: boolean;
   host?: string;
   port?: string;
+  workers?: string;
 }
 
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
 
-/** Parses `--mock`, `--host H`, `--host=H`, `--port P`, `--port=P`. Unknown flags are an error. */
+/** Parses `--mock`, `--host H`, `--port P`, `--workers N` (or `--name=value`). Unknown flags are an error. */
 export function parseArgs(argv: readonly string[]): CliFlags {
   const flags: CliFlags = { mock: false };
   for (let i = 0; i < argv.length; i++) {
@@ -46,9 +53,9 @@ export function parseArgs(argv: readonly string[]): CliFlags {
       flags.mock = true;
       continue;
     }
-    const match = /^--(host|port)(?:=(.*))?$/.exec(arg);
-    if (!match) throw new ConfigError(`Unknown argument "${arg}" (expected --mock, --host, --port)`);
-    const name = match[1] as 'host' | 'port';
+    const match = /^--(host|port|workers)(?:=(.*))?$/.exec(arg);
+    if (!match) throw new ConfigError(`Unknown argument "${arg}" (expected --mock, --host, --port, --workers)`);
+    const name = match[1] as 'host' | 'port' | 'workers';
     const value = match[2] ?? argv[++i];
     if (value === undefined || value === '') throw new ConfigError(`--${name} needs a value`);
     flags[name] = value;
@@ -102,6 +109,33 @@ export function parseBaseUrl(raw: string, name = 'ANTHROPIC_BASE_URL'): { origin
   return { origin: url.origin, prefix };
 }
 
+/** `CORS_ORIGINS`: comma-separated origins such as `https://app.example.com`. */
+export function parseOrigins(raw: string | undefined): string[] {
+  const origins = (raw ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+  for (const origin of origins) {
+    let valid = false;
+    try {
+      valid = new URL(origin).origin === origin;
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw new ConfigError(`CORS_ORIGINS must list origins like https://app.example.com (no path), got "${origin}"`);
+  }
+  return origins;
+}
+
+const MODEL_ID = /^[\w.:@/-]{1,200}$/;
+
+/** `FALLBACK_MODELS`: comma-separated model ids, in the order they are tried. */
+export function parseModelList(raw: string | undefined, name = 'FALLBACK_MODELS'): string[] {
+  const models = (raw ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+  for (const [index, model] of models.entries()) {
+    if (!MODEL_ID.test(model)) throw new ConfigError(`${name} must list model ids separated by commas, got ${JSON.stringify(model.slice(0, 80))}`);
+    if (models.indexOf(model) !== index) throw new ConfigError(`${name} lists "${model}" twice`);
+  }
+  return models;
+}
+
 /**
  * Builds the frozen configuration from the environment (which wins) over the `.env` file values.
  * Throws ConfigError with a one-line message naming the offending setting.
@@ -120,6 +154,7 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
   }
   const host = flags.host ?? (env.HOST?.trim() || '127.0.0.1');
   const portSource = flags.port === undefined ? env : { PORT: flags.port };
+  const workersSource = flags.workers === undefined ? env : { '--workers': flags.workers };
   return Object.freeze({
     anthropicApiKey: flags.mock ? 'mock-key' : key,
     upstreamOrigin: base.origin,
@@ -135,5 +170,8 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     maxBodyBytes: number(env, 'MAX_BODY_BYTES', 1048576, { integer: true, min: 1 }),
     logLevel,
     mock: flags.mock,
+    corsOrigins: parseOrigins(env.CORS_ORIGINS),
+    fallbackModels: parseModelList(env.FALLBACK_MODELS),
+    workers: number(workersSource, flags.workers === undefined ? 'WORKERS' : '--workers', 1, { integer: true, min: 1, max: 256 }),
   });
 }

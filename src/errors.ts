@@ -9,6 +9,7 @@ export type ErrorType =
   | 'unsupported_media_type'
   | 'not_found_error'
   | 'method_not_allowed'
+  | 'authentication_error'
   | 'upstream_authentication_error'
   | 'rate_limit_error'
   | 'overloaded_error'
@@ -24,6 +25,8 @@ export interface ConnectorErrorOptions {
   retryAfter?: string | undefined;
   /** Status the upstream answered with, for logs. */
   upstreamStatus?: number | undefined;
+  /** The request field at fault, when known (OpenAI's `error.param`). */
+  param?: string | undefined;
   cause?: unknown;
 }
 
@@ -33,6 +36,7 @@ export class ConnectorError extends Error {
   readonly status: number;
   readonly retryAfter: string | undefined;
   readonly upstreamStatus: number | undefined;
+  readonly param: string | undefined;
 
   constructor(type: ErrorType, status: number, message: string, options: ConnectorErrorOptions = {}) {
     super(message, { cause: options.cause });
@@ -40,6 +44,7 @@ export class ConnectorError extends Error {
     this.status = status;
     this.retryAfter = options.retryAfter;
     this.upstreamStatus = options.upstreamStatus;
+    this.param = options.param;
   }
 }
 

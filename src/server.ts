@@ -1,37 +1,62 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, parseArgs, readEnvFile, type Config } from './config.ts';
+import { checkExposure, setUpGuard, type GuardSetup } from './limits/setup.ts';
 import { startFakeUpstream, type FakeUpstream } from './mock/fake-upstream.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createUpstreamClient } from './upstream/anthropic-client.ts';
 
 const DRAIN_MS = 10_000;
+const REDIS_STARTUP_WAIT_MS = 2_000;
 const projectRoot = resolve(fileURLToPath(import.meta.url), '../..');
+
+type Env = Record<string, string | undefined>;
 
 function fail(message: string): never {
   process.stderr.write(`error: ${message}\n`);
   process.exit(1);
 }
 
-function configure(): Config {
+/** Runs a start-up step; a ConfigError becomes one line on stderr and exit 1, never a stack trace. */
+function orFail<T>(step: () => T): T {
   try {
-    const flags = parseArgs(process.argv.slice(2));
-    return loadConfig({ ...readEnvFile(resolve(projectRoot, '.env')), ...process.env }, flags);
+    return step();
   } catch (error) {
     if (error instanceof ConfigError) fail(error.message);
     throw error;
   }
 }
 
+function configure(env: Env): Config {
+  return orFail(() => loadConfig(env, parseArgs(process.argv.slice(2))));
+}
+
+function guardFor(env: Env, config: Config, logger: Logger, metrics: Metrics): GuardSetup {
+  return orFail(() => {
+    const setup = setUpGuard(env, logger, () => {
+      metrics.redisErrors.inc();
+    });
+    checkExposure(config.host, setup.authenticated, env);
+    return setup;
+  });
+}
+
 async function main(): Promise<void> {
-  let config = configure();
+  const env: Env = { ...readEnvFile(resolve(projectRoot, '.env')), ...process.env };
+  let config = configure(env);
+  const logger = pino({ level: config.logLevel });
+  const metrics = createMetrics();
+  const limits = guardFor(env, config, logger, metrics);
   let mock: FakeUpstream | undefined;
   if (config.mock) {
     mock = await startFakeUpstream({ simulated: true });
     config = Object.freeze({ ...config, upstreamOrigin: mock.url, upstreamPathPrefix: '' });
   }
-  const logger = pino({ level: config.logLevel });
+  if (!(await limits.waitUntilReady(REDIS_STARTUP_WAIT_MS))) {
+    logger.warn('Redis is not reachable yet: limits follow RATE_LIMIT_ON_REDIS_ERROR until it is');
+  }
   const upstream = createUpstreamClient({
     origin: config.upstreamOrigin,
     pathPrefix: config.upstreamPathPrefix,
@@ -40,7 +65,8 @@ async function main(): Promise<void> {
     connectTimeoutMs: config.connectTimeoutMs,
     readTimeoutMs: config.readTimeoutMs,
   });
-  const app = await buildApp(config, { upstream, logger });
+  let draining = false;
+  const app = await buildApp(config, { upstream, logger, metrics, guard: limits.guard, isDraining: () => draining });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
@@ -53,14 +79,13 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info(
-    { url: `http://${config.host}:${port}`, mock: config.mock, upstream: config.mock ? 'simulated' : config.upstreamOrigin },
+    { url: `http://${config.host}:${port}`, mock: config.mock, upstream: config.mock ? 'simulated' : config.upstreamOrigin, auth: limits.authenticated },
     config.mock ? 'listening (mock mode: answers come from a simulated Claude, no key used)' : 'listening',
   );
 
-  let stopping = false;
   const shutdown = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
+    if (draining) return;
+    draining = true;
     logger.info({ signal }, 'draining: no new requests, open answers may finish for up to 10 s');
     const force = setTimeout(() => {
       app.server.closeAllConnections();
@@ -68,7 +93,7 @@ async function main(): Promise<void> {
     force.unref();
     void app
       .close()
-      .then(() => Promise.all([upstream.close(), mock?.close()]))
+      .then(() => Promise.all([upstream.close(), mock?.close(), limits.close()]))
       .finally(() => {
         clearTimeout(force);
         logger.flush();

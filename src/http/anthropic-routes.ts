@@ -1,16 +1,25 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { mergeUsage } from '../anthropic/message-stream.ts';
+import { replaceModel } from '../anthropic/replace-model.ts';
 import type { Config } from '../config.ts';
 import { ConnectorError } from '../errors.ts';
 import type { UpstreamAnswer, UpstreamClient } from '../upstream/anthropic-client.ts';
+import { fallbackChain, NO_FALLBACKS, openWithFallbacks, type Fallbacks } from '../upstream/fallbacks.ts';
 import { parseJsonBody } from './json-body.ts';
+import type { Guard } from '../limits/guard.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { abortOnClientClose } from './client-abort.ts';
+import { admit } from './guard-hooks.ts';
 import { relayRawBody, relayRawStream } from './raw-relay.ts';
+import { setServedModel } from './served-model.ts';
+import { pendingHeaders } from './sse-writer.ts';
 import { pickUpstreamHeaders, forwardedRequestHeaders, retriedHeader } from './passthrough-headers.ts';
 
 export interface AnthropicRoutesOptions {
   config: Config;
   upstream: UpstreamClient;
+  guard?: Guard | undefined;
+  metrics?: Metrics | undefined;
 }
 
 interface RawCall {
@@ -18,17 +27,26 @@ interface RawCall {
   path: string;
   body?: Buffer;
   stream: boolean;
+  /** Tokens to reserve against the client's limits (the request's max_tokens). */
+  reserveTokens: number;
+  /** Messages only: other models to ask, and the answer names its model in `x-served-model`. */
+  fallbacks?: Fallbacks;
 }
 
 /** Validates the minimum (a JSON object) and reads what the log needs; the bytes go upstream unchanged. */
-function inspectBody(raw: unknown): { body: Buffer; stream: boolean; model: string | undefined } {
+function inspectBody(raw: unknown): { body: Buffer; stream: boolean; model: string | undefined; maxTokens: number } {
   if (!Buffer.isBuffer(raw)) throw new ConnectorError('invalid_request_error', 400, 'A JSON object body is required');
   const parsed = parseJsonBody(raw);
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConnectorError('invalid_request_error', 400, 'The request body must be a JSON object');
   }
-  const { stream, model } = parsed as { stream?: unknown; model?: unknown };
-  return { body: raw, stream: stream === true, model: typeof model === 'string' ? model : undefined };
+  const { stream, model, max_tokens: maxTokens } = parsed as { stream?: unknown; model?: unknown; max_tokens?: unknown };
+  return {
+    body: raw,
+    stream: stream === true,
+    model: typeof model === 'string' ? model : undefined,
+    maxTokens: typeof maxTokens === 'number' && maxTokens > 0 ? maxTokens : 0,
+  };
 }
 
 function sendUpstreamError(reply: FastifyReply, answer: Extract<UpstreamAnswer, { ok: false }>): FastifyReply {
@@ -43,18 +61,23 @@ function sendUpstreamError(reply: FastifyReply, answer: Extract<UpstreamAnswer, 
 async function passthrough(request: FastifyRequest, reply: FastifyReply, call: RawCall, deps: AnthropicRoutesOptions): Promise<void> {
   const { record } = request;
   const signal = abortOnClientClose(reply.raw);
-  const answer = await deps.upstream.open(
+  await admit(deps.guard, request, reply, call.reserveTokens, signal, deps.metrics);
+  const answer = await openWithFallbacks(
+    deps.upstream,
     { method: call.method, path: call.path, headers: forwardedRequestHeaders(request.headers), signal, ...(call.body ? { body: call.body } : {}) },
     record,
+    call.fallbacks ?? NO_FALLBACKS,
   );
   if (!answer.ok) {
     await sendUpstreamError(reply, answer);
     return;
   }
+  if (call.fallbacks) setServedModel(reply, record.model);
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(answer.statusCode, { ...pickUpstreamHeaders(answer.headers), 'x-request-id': request.id });
-  record.markFirstByte();
+  res.writeHead(answer.statusCode, { ...pendingHeaders(reply), ...pickUpstreamHeaders(answer.headers), 'x-request-id': request.id });
+  if (call.stream) record.markStreaming();
+  else record.markFirstByte();
   if (call.stream) {
     const result = await relayRawStream(answer.body, res, request.id, deps.config);
     record.finish(result);
@@ -87,14 +110,18 @@ export async function registerAnthropicRoutes(app: FastifyInstance, deps: Anthro
     scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, next) => {
       next(null, body);
     });
-    const config = { errorShape: 'anthropic' as const };
+    const config = { errorShape: 'anthropic' as const, guarded: true };
     const tags = ['Anthropic-compatible'];
 
     const postRoute = (path: string, summary: string): void => {
       scope.post(path, { config, schema: { summary, tags, hide: false } }, async (request, reply) => {
-        const { body, stream, model } = inspectBody(request.body);
+        const { body, stream, model, maxTokens } = inspectBody(request.body);
         request.record.model = model;
-        await passthrough(request, reply, { method: 'POST', path, body, stream: stream && path === '/v1/messages' }, deps);
+        const messages = path === '/v1/messages';
+        const call: RawCall = { method: 'POST', path, body, stream: stream && messages, reserveTokens: messages ? maxTokens : 0 };
+        // Fallbacks rewrite only the value of the top-level "model"; every other byte goes upstream as sent.
+        if (messages) call.fallbacks = { models: fallbackChain(model, deps.config.fallbackModels), bodyFor: (next) => replaceModel(body, next) };
+        await passthrough(request, reply, call, deps);
       });
     };
     postRoute('/v1/messages', 'Anthropic Messages API, relayed byte for byte (streaming and not)');
@@ -102,10 +129,10 @@ export async function registerAnthropicRoutes(app: FastifyInstance, deps: Anthro
 
     scope.get('/v1/models', { config, schema: { summary: 'List models (Anthropic shape)', tags } }, async (request, reply) => {
       const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '';
-      await passthrough(request, reply, { method: 'GET', path: `/v1/models${query}`, stream: false }, deps);
+      await passthrough(request, reply, { method: 'GET', path: `/v1/models${query}`, stream: false, reserveTokens: 0 }, deps);
     });
     scope.get<{ Params: { id: string } }>('/v1/models/:id', { config, schema: { summary: 'One model (Anthropic shape)', tags } }, async (request, reply) => {
-      await passthrough(request, reply, { method: 'GET', path: `/v1/models/${encodeURIComponent(request.params.id)}`, stream: false }, deps);
+      await passthrough(request, reply, { method: 'GET', path: `/v1/models/${encodeURIComponent(request.params.id)}`, stream: false, reserveTokens: 0 }, deps);
     });
     done();
   });

@@ -50,7 +50,7 @@ export function installErrorHandling(app: FastifyInstance, allowedMethods: Reado
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '';
     const allow = allowedMethods.get(path);
-    const shape: ErrorShape = path.startsWith('/v1/') ? 'anthropic' : 'default';
+    const shape: ErrorShape = path === '/v1/chat/completions' ? 'openai' : path.startsWith('/v1/') ? 'anthropic' : 'default';
     let error: ConnectorError;
     if (allow === undefined) {
       error = new ConnectorError('not_found_error', 404, `No route for ${request.method} ${path}`);

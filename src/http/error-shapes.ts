@@ -1,5 +1,6 @@
 import type { ConnectorError, ErrorType } from '../errors.ts';
 import { errorEnvelope } from '../errors.ts';
+import { openAIErrorBody } from '../openai/error-body.ts';
 
 /**
  * Each API family renders the service's errors in the shape its clients (and SDKs) expect.
@@ -40,6 +41,7 @@ export function renderError(shape: ErrorShape, error: ConnectorError, requestId:
     case 'anthropic':
       return anthropicErrorBody(error.type, error.message, requestId);
     case 'openai':
+      return openAIErrorBody(error.type, error.message, error.param ?? null);
     case 'default':
       return errorEnvelope(error.type, error.message, requestId);
   }

@@ -1,13 +1,21 @@
 import { MessageStreamReader, type StreamFailure } from '../anthropic/message-stream.ts';
-import { SseDecoder } from '../sse/decoder.ts';
+import { SseDecoder, type SseEventHandler } from '../sse/decoder.ts';
 import type { UpstreamBody } from '../upstream/anthropic-client.ts';
 import { classifyNetworkError } from '../upstream/anthropic-client.ts';
 
 export type PumpOutcome = 'completed' | 'failed' | 'client_closed';
 
 export interface PumpHooks {
-  /** Each text delta, in order. */
-  onText: (text: string) => void;
+  /**
+   * Each text delta, in order, as a JSON string literal (see MessageStreamReader); null when
+   * `onEvent` reads the events (deltas are then parsed once).
+   */
+  onTextLiteral: ((literal: string) => void) | null;
+  /**
+   * Every event while the stream is healthy, after the reader has seen it; a failure it returns
+   * (e.g. data it cannot parse) ends the stream like one the reader found.
+   */
+  onEvent?: (name: string, data: string) => StreamFailure | null;
   /** Before an upstream chunk is decoded (e.g. cork the socket). */
   beforeChunk?(): void;
   /** After a chunk was decoded; return false to pause the upstream until `resume` is called. */
@@ -37,8 +45,8 @@ export function pumpMessageStream(
   hooks: PumpHooks,
   timeouts: { connectTimeoutMs: number; readTimeoutMs: number },
 ): Promise<PumpResult> {
-  const reader = new MessageStreamReader(hooks.onText);
-  const decoder = new SseDecoder(reader.onEvent);
+  const reader = new MessageStreamReader(hooks.onTextLiteral);
+  const decoder = new SseDecoder(hooks.onEvent ? alongside(reader, hooks.onEvent) : reader.onEvent);
   const resume = (): void => {
     body.resume();
   };
@@ -79,4 +87,14 @@ export function pumpMessageStream(
       settle('failed', { type, message });
     });
   });
+}
+
+/** The reader first, then `onEvent`, until either has found a failure. */
+function alongside(reader: MessageStreamReader, onEvent: NonNullable<PumpHooks['onEvent']>): SseEventHandler {
+  return (name, data) => {
+    reader.onEvent(name, data);
+    if (reader.failure !== null) return;
+    const failure = onEvent(name, data);
+    if (failure !== null) reader.fail(failure.type, failure.message);
+  };
 }

@@ -4,15 +4,22 @@ import type { Usage } from '../anthropic/message-stream.ts';
 import type { Config } from '../config.ts';
 import { ConnectorError, errorEnvelope } from '../errors.ts';
 import type { UpstreamBody, UpstreamClient } from '../upstream/anthropic-client.ts';
+import { fallbackChain, openWithFallbacks } from '../upstream/fallbacks.ts';
 import { mapUpstreamStatus } from '../upstream/map-status.ts';
+import type { Guard } from '../limits/guard.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { abortOnClientClose } from './client-abort.ts';
+import { admit } from './guard-hooks.ts';
 import { pumpMessageStream, type PumpResult } from './message-pump.ts';
+import { setServedModel } from './served-model.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
-import { KeepAlive, sseEvent, sseHeaders } from './sse-writer.ts';
+import { KeepAlive, pendingHeaders, sseEvent, sseHeaders } from './sse-writer.ts';
 
 export interface QueryRouteOptions {
   config: Config;
   upstream: UpstreamClient;
+  guard?: Guard | undefined;
+  metrics?: Metrics | undefined;
 }
 
 const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } });
@@ -47,9 +54,10 @@ function usageJson(usage: Usage): string {
 async function relay(request: FastifyRequest, reply: FastifyReply, body: UpstreamBody, model: string, config: Config): Promise<PumpResult> {
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, sseHeaders(request.id));
+  // After hijack, headers set on the reply (rate limits, CORS) are only sent if written here.
+  res.writeHead(200, { ...pendingHeaders(reply), ...sseHeaders(request.id) });
   res.write(sseEvent('start', JSON.stringify({ id: request.id, model })));
-  request.record.markFirstByte();
+  request.record.markStreaming();
   const keepAlive = new KeepAlive(res, config.keepAliveIntervalMs);
   // The events of one upstream chunk are written with one write (one syscall), not one per event.
   let out = '';
@@ -94,6 +102,7 @@ async function collect(reply: FastifyReply, body: UpstreamBody, model: string, c
   );
   if (result.outcome === 'completed') {
     const { reader } = result;
+    reply.request.record.markFirstByte();
     await reply
       .code(200)
       .send({ id: reply.request.id, model: reader.model ?? model, text: parts.join(''), stop_reason: reader.stopReason, usage: reader.usage });
@@ -104,8 +113,8 @@ async function collect(reply: FastifyReply, body: UpstreamBody, model: string, c
   return result;
 }
 
-export function registerQueryRoute(app: FastifyInstance, { config, upstream }: QueryRouteOptions): void {
-  app.post('/llm/query', { schema }, async (request, reply) => {
+export function registerQueryRoute(app: FastifyInstance, { config, upstream, guard, metrics }: QueryRouteOptions): void {
+  app.post('/llm/query', { schema, config: { guarded: true } }, async (request, reply) => {
     const input = request.body as QueryBody;
     if ((input.prompt === undefined) === (input.messages === undefined)) {
       throw new ConnectorError('invalid_request_error', 400, 'Give exactly one of "prompt" or "messages"');
@@ -114,12 +123,16 @@ export function registerQueryRoute(app: FastifyInstance, { config, upstream }: Q
     const { record } = request;
     record.model = model;
     const signal = abortOnClientClose(reply.raw);
-    const answer = await upstream.open(
-      { method: 'POST', path: '/v1/messages', body: buildMessagesBody(input, { model: config.defaultModel, maxTokens: config.defaultMaxTokens }), signal },
-      record,
-    );
+    await admit(guard, request, reply, input.max_tokens ?? config.defaultMaxTokens, signal, metrics);
+    const defaults = { model: config.defaultModel, maxTokens: config.defaultMaxTokens };
+    const answer = await openWithFallbacks(upstream, { method: 'POST', path: '/v1/messages', body: buildMessagesBody(input, defaults), signal }, record, {
+      models: fallbackChain(model, config.fallbackModels),
+      bodyFor: (next) => buildMessagesBody({ ...input, model: next }, defaults),
+    });
     if (!answer.ok) throw mapUpstreamStatus(answer.statusCode, answer.headers, answer.errorBody);
-    const result = input.stream === false ? await collect(reply, answer.body, model, config) : await relay(request, reply, answer.body, model, config);
+    const served = record.model ?? model;
+    setServedModel(reply, served);
+    const result = input.stream === false ? await collect(reply, answer.body, served, config) : await relay(request, reply, answer.body, served, config);
     record.finish(result);
   });
 }

@@ -1,27 +1,57 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Usage } from '../anthropic/message-stream.ts';
-import type { AttemptTrace } from '../upstream/anthropic-client.ts';
+import type { Lease } from '../limits/guard.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { FallbackTrace } from '../upstream/fallbacks.ts';
 import type { PumpResult } from './message-pump.ts';
 
 export type Outcome = 'ok' | 'client_error' | 'upstream_error' | 'stream_error' | 'client_closed' | 'internal_error';
 
-/** What one request did, filled in along the way and logged once as one JSON line when it closes. */
-export class RequestRecord implements AttemptTrace {
+/**
+ * What one request did, filled in along the way; when the response closes it is logged once as one
+ * JSON line and counted in the metrics. Never holds the prompt or a key.
+ */
+export class RequestRecord implements FallbackTrace {
   readonly startedAt = performance.now();
+  readonly route: string;
+  private readonly metrics: Metrics | undefined;
   attempts = 0;
   upstreamStatus: number | undefined;
+  upstreamSentAt: number | undefined;
+  upstreamAnsweredAt: number | undefined;
+  /** The requested model; after a fallback, the model that served (or last failed). */
   model: string | undefined;
+  /** How many fallback models were tried (FALLBACK_MODELS). */
+  fallbacks = 0;
+  /** Name of the client key, when client keys are on. */
+  keyName: string | undefined;
   firstByteAt: number | undefined;
   usage: Usage | undefined;
   stopReason: string | null | undefined;
   errorType: string | undefined;
   outcome: Outcome | undefined;
+  /** The limits' lease, settled from the real usage when the response closes. */
+  lease: Lease | undefined;
+  private streaming = false;
+
+  constructor(route: string, metrics?: Metrics) {
+    this.route = route;
+    this.metrics = metrics;
+  }
 
   markFirstByte(): void {
     this.firstByteAt ??= performance.now();
   }
 
-  finish(result: PumpResult): void {
+  /** An answer starts streaming: counted in the open-streams gauge until the response closes. */
+  markStreaming(): void {
+    this.markFirstByte();
+    if (this.streaming) return;
+    this.streaming = true;
+    this.metrics?.openStreams.inc({ route: this.route });
+  }
+
+  finish(result: Pick<PumpResult, 'outcome' | 'failure' | 'reader'>): void {
     this.usage = result.reader.usage;
     this.stopReason = result.reader.stopReason;
     if (result.outcome === 'client_closed') this.outcome = 'client_closed';
@@ -31,17 +61,20 @@ export class RequestRecord implements AttemptTrace {
     }
   }
 
-  /** Logs the line; never the prompt, never a key. */
-  log(logger: FastifyBaseLogger, route: string, status: number, finished: boolean): void {
+  /** Called once, when the response has closed. */
+  close(logger: FastifyBaseLogger, status: number, finished: boolean): void {
     const now = performance.now();
+    if (this.lease) void this.lease.settle(this.usage);
     const outcome = this.outcome ?? (!finished ? 'client_closed' : status >= 500 ? 'upstream_error' : status >= 400 ? 'client_error' : 'ok');
     logger.info(
       {
-        route,
+        route: this.route,
         status,
         outcome,
         model: this.model,
+        key: this.keyName,
         attempts: this.attempts,
+        fallbacks: this.fallbacks,
         upstream_status: this.upstreamStatus,
         ttfb_ms: this.firstByteAt === undefined ? undefined : round(this.firstByteAt - this.startedAt),
         duration_ms: round(now - this.startedAt),
@@ -52,6 +85,37 @@ export class RequestRecord implements AttemptTrace {
       },
       'request',
     );
+    if (this.metrics) this.count(this.metrics, status, outcome, now);
+  }
+
+  private count(metrics: Metrics, status: number, outcome: Outcome, now: number): void {
+    const route = this.route;
+    metrics.requests.inc({ route, status: String(status), outcome });
+    metrics.duration.observe({ route }, (now - this.startedAt) / 1000);
+    if (this.streaming) metrics.openStreams.dec({ route });
+    if (this.attempts > 0) {
+      metrics.upstreamAttempts.inc({ route, result: String(this.upstreamStatus ?? this.errorType ?? 'error') }, 1);
+      if (this.attempts > 1) metrics.upstreamAttempts.inc({ route, result: 'retried' }, this.attempts - 1);
+    }
+    if (this.errorType !== undefined && (outcome === 'upstream_error' || outcome === 'stream_error')) {
+      metrics.upstreamErrors.inc({ route, type: this.errorType });
+    }
+    if (this.firstByteAt !== undefined) {
+      metrics.timeToFirstByte.observe({ route }, (this.firstByteAt - this.startedAt) / 1000);
+      if (this.upstreamSentAt !== undefined && this.upstreamAnsweredAt !== undefined) {
+        const added = this.upstreamSentAt - this.startedAt + (this.firstByteAt - this.upstreamAnsweredAt);
+        metrics.addedLatency.observe({ route }, Math.max(0, added) / 1000);
+      }
+    }
+    if (this.usage) this.countTokens(metrics, this.usage);
+  }
+
+  private countTokens(metrics: Metrics, usage: Usage): void {
+    const labels = { model: this.model ?? 'unknown', key: this.keyName ?? '-' };
+    metrics.tokens.inc({ ...labels, direction: 'input' }, usage.input_tokens);
+    metrics.tokens.inc({ ...labels, direction: 'output' }, usage.output_tokens);
+    metrics.tokens.inc({ ...labels, direction: 'cache_read' }, usage.cache_read_input_tokens);
+    metrics.tokens.inc({ ...labels, direction: 'cache_creation' }, usage.cache_creation_input_tokens);
   }
 }
 

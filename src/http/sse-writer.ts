@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { FastifyReply } from 'fastify';
 
 /** Headers of every SSE answer. No `Connection` header: Node must honour a client's `Connection: close`. */
 export function sseHeaders(requestId: string): Record<string, string> {
@@ -36,4 +37,14 @@ export class KeepAlive {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/**
+ * Headers already set on the reply (request id, rate limits, CORS). After `reply.hijack()` Fastify
+ * no longer sends them, so a route that writes its own head passes these along.
+ */
+export function pendingHeaders(reply: FastifyReply): Record<string, string | number | string[]> {
+  const out: Record<string, string | number | string[]> = {};
+  for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) out[name] = value;
+  return out;
 }

@@ -28,6 +28,9 @@ export interface UpstreamRequest {
 export interface AttemptTrace {
   attempts: number;
   upstreamStatus: number | undefined;
+  /** performance.now() when the first attempt was sent, and when the final answer's headers arrived. */
+  upstreamSentAt: number | undefined;
+  upstreamAnsweredAt: number | undefined;
 }
 
 export type UpstreamBody = Dispatcher.ResponseData['body'];
@@ -93,10 +96,12 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   async function open(request: UpstreamRequest, trace: AttemptTrace): Promise<UpstreamAnswer> {
     for (let retries = 0; ; retries++) {
       trace.attempts++;
+      trace.upstreamSentAt ??= performance.now();
       let answer: UpstreamAnswer | undefined;
       let failure: ConnectorError | undefined;
       try {
         answer = await attempt(request);
+        trace.upstreamAnsweredAt = performance.now();
         trace.upstreamStatus = answer.statusCode;
       } catch (error) {
         if (request.signal.aborted) throw clientClosed();

@@ -4,6 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
+import { setUpGuard } from '../../src/limits/setup.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
 import { createUpstreamClient } from '../../src/upstream/anthropic-client.ts';
 
 export const SECRET_KEY = 'sk-ant-test-SECRET-7f3a9c';
@@ -21,7 +23,7 @@ export interface Harness {
 /** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
 export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
   const fake = await startFakeUpstream();
-  const config = loadConfig({
+  const fullEnv = {
     ANTHROPIC_API_KEY: SECRET_KEY,
     ANTHROPIC_BASE_URL: fake.url,
     PORT: '0',
@@ -29,7 +31,8 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     UPSTREAM_READ_TIMEOUT: '1',
     LOG_LEVEL: 'debug',
     ...env,
-  });
+  };
+  const config = loadConfig(fullEnv);
   const logs: string[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _encoding, callback) {
@@ -45,7 +48,13 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     connectTimeoutMs: config.connectTimeoutMs,
     readTimeoutMs: config.readTimeoutMs,
   });
-  const app = await buildApp(config, { upstream, logger: pino({ level: config.logLevel }, sink) });
+  const metrics = createMetrics({ defaultMetrics: false });
+  const logger = pino({ level: config.logLevel }, sink);
+  const limits = setUpGuard(fullEnv, logger, () => {
+    metrics.redisErrors.inc();
+  });
+  await limits.waitUntilReady(2000);
+  const app = await buildApp(config, { upstream, logger, metrics, guard: limits.guard });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no address');
@@ -58,6 +67,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     async close() {
       await app.close();
       await upstream.close();
+      await limits.close();
       await fake.close();
     },
   };

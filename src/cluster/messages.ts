@@ -1,0 +1,32 @@
+/**
+ * What the primary and its workers tell each other over the cluster's IPC channel. Every message
+ * carries a `type` starting with `llmc:`, so that others on the channel (prom-client's) pass by.
+ */
+export const DRAIN = 'llmc:drain';
+export const METRICS_REQUEST = 'llmc:metrics-request';
+export const METRICS_RESPONSE = 'llmc:metrics-response';
+
+/** The environment variable that gives workers the URL of the simulated upstream the primary runs (--mock). */
+export const MOCK_UPSTREAM_ENV = 'LLMC_CLUSTER_MOCK_UPSTREAM';
+
+export interface DrainMessage {
+  type: typeof DRAIN;
+}
+
+export interface MetricsRequest {
+  type: typeof METRICS_REQUEST;
+  id: number;
+}
+
+export type MetricsResponse = { type: typeof METRICS_RESPONSE; id: number } & ({ text: string } | { error: string });
+
+export function isMessage<T extends { type: string }>(message: unknown, type: T['type']): message is T {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;
+}
+
+/** Worker: calls `drain` when the primary asks it to stop taking requests and finish what is open. */
+export function onDrainRequest(drain: () => void): void {
+  process.on('message', (message: unknown) => {
+    if (isMessage<DrainMessage>(message, DRAIN)) drain();
+  });
+}

@@ -1,0 +1,50 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Latency buckets in seconds: sub-millisecond resolution for the service's own overhead. */
+const FAST_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
+const SLOW_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+/** Every metric of the service, in one registry that is passed in (no global default registry). */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'route' | 'status' | 'outcome'>;
+  readonly upstreamAttempts: Counter<'route' | 'result'>;
+  readonly upstreamErrors: Counter<'route' | 'type'>;
+  readonly timeToFirstByte: Histogram<'route'>;
+  readonly duration: Histogram<'route'>;
+  readonly addedLatency: Histogram<'route'>;
+  readonly tokens: Counter<'direction' | 'model' | 'key'>;
+  readonly openStreams: Gauge<'route'>;
+  readonly rateLimitRejections: Counter<'key' | 'reason'>;
+  readonly redisErrors: Counter;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'llmc_' });
+  const registers = [registry];
+  return {
+    registry,
+    requests: new Counter({ name: 'llmc_requests_total', help: 'Requests by route, status and outcome', labelNames: ['route', 'status', 'outcome'], registers }),
+    upstreamAttempts: new Counter({
+      name: 'llmc_upstream_attempts_total',
+      help: 'Upstream attempts by route and result (HTTP status, or error type for network failures)',
+      labelNames: ['route', 'result'],
+      registers,
+    }),
+    upstreamErrors: new Counter({ name: 'llmc_upstream_errors_total', help: 'Requests that failed because of the upstream, by error type', labelNames: ['route', 'type'], registers }),
+    timeToFirstByte: new Histogram({ name: 'llmc_time_to_first_byte_seconds', help: 'From request arrival to the first byte of the answer', labelNames: ['route'], buckets: SLOW_BUCKETS, registers }),
+    duration: new Histogram({ name: 'llmc_request_duration_seconds', help: 'From request arrival to the end of the answer', labelNames: ['route'], buckets: SLOW_BUCKETS, registers }),
+    addedLatency: new Histogram({
+      name: 'llmc_added_latency_seconds',
+      help: "The service's own latency before the first byte: request arrival → upstream request sent, plus upstream answer → first byte to the client",
+      labelNames: ['route'],
+      buckets: FAST_BUCKETS,
+      registers,
+    }),
+    tokens: new Counter({ name: 'llmc_tokens_total', help: 'Tokens by direction (input, output, cache_read, cache_creation), model and client key name', labelNames: ['direction', 'model', 'key'], registers }),
+    openStreams: new Gauge({ name: 'llmc_open_streams', help: 'Answers being streamed right now', labelNames: ['route'], registers }),
+    rateLimitRejections: new Counter({ name: 'llmc_rate_limit_rejections_total', help: 'Requests refused by a limit, by key name and reason', labelNames: ['key', 'reason'], registers }),
+    redisErrors: new Counter({ name: 'llmc_redis_errors_total', help: 'Redis calls that failed or timed out', registers }),
+  };
+}
