@@ -9,6 +9,7 @@ import { parseJsonBody } from './json-body.ts';
 import type { Guard } from '../limits/guard.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { abortOnClientClose } from './client-abort.ts';
+import { sendOpenAIModels, wantsOpenAIShape } from './openai-models.ts';
 import { admit } from './guard-hooks.ts';
 import { relayRawBody, relayRawStream } from './raw-relay.ts';
 import { setServedModel } from './served-model.ts';
@@ -127,11 +128,13 @@ export async function registerAnthropicRoutes(app: FastifyInstance, deps: Anthro
     postRoute('/v1/messages', 'Anthropic Messages API, relayed byte for byte (streaming and not)');
     postRoute('/v1/messages/count_tokens', 'Anthropic token counting, relayed');
 
-    scope.get('/v1/models', { config, schema: { summary: 'List models (Anthropic shape)', tags } }, async (request, reply) => {
+    scope.get('/v1/models', { config, schema: { summary: 'List models: Anthropic shape with anthropic-version, else OpenAI shape', tags } }, async (request, reply) => {
+      if (wantsOpenAIShape(request)) return sendOpenAIModels(request, reply, deps.upstream);
       const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '';
       await passthrough(request, reply, { method: 'GET', path: `/v1/models${query}`, stream: false, reserveTokens: 0 }, deps);
     });
-    scope.get<{ Params: { id: string } }>('/v1/models/:id', { config, schema: { summary: 'One model (Anthropic shape)', tags } }, async (request, reply) => {
+    scope.get<{ Params: { id: string } }>('/v1/models/:id', { config, schema: { summary: 'One model: Anthropic shape with anthropic-version, else OpenAI shape', tags } }, async (request, reply) => {
+      if (wantsOpenAIShape(request)) return sendOpenAIModels(request, reply, deps.upstream, request.params.id);
       await passthrough(request, reply, { method: 'GET', path: `/v1/models/${encodeURIComponent(request.params.id)}`, stream: false, reserveTokens: 0 }, deps);
     });
     done();
