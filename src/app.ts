@@ -69,8 +69,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   app.decorateRequest('record', null as unknown as RequestRecord);
   if (config.corsOrigins.length > 0) {
+    const allowed = new Set(config.corsOrigins);
     await app.register(cors, {
-      origin: [...config.corsOrigins],
+      // A predicate, not a list: another origin then gets no CORS headers at all (a list still sends it the preflight's allow headers).
+      origin: (origin, callback) => {
+        callback(null, origin !== undefined && allowed.has(origin));
+      },
       methods: ['GET', 'HEAD', 'POST'],
       allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'anthropic-version', 'anthropic-beta', 'x-request-id'],
       exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'x-ignored-fields', 'x-served-model'],
@@ -88,7 +92,37 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     done();
   });
 
+  // Closing closes the idle keep-alive connections once; one still busy with an open answer would
+  // then stay open, idle, until its keep-alive timeout after the answer ends, holding up the drain.
+  app.addHook('preClose', (done) => {
+    if (!app.server.listening) {
+      done();
+      return;
+    }
+    const sweep = setInterval(() => {
+      app.server.closeIdleConnections();
+    }, 100).unref();
+    app.server.once('close', () => {
+      clearInterval(sweep);
+    });
+    done();
+  });
+
   installAuthentication(app, deps.guard);
+  // The answering routes report the real usage when their handler returns, which can be after the
+  // response has closed: the request's log line and its limits' settlement wait for it.
+  app.addHook('onRoute', (route) => {
+    if (route.config?.guarded !== true) return;
+    const handler = route.handler;
+    route.handler = async function (this: FastifyInstance, request, reply) {
+      request.record.handlerStarted();
+      try {
+        return await handler.call(this, request, reply);
+      } finally {
+        request.record.handlerDone();
+      }
+    };
+  });
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {

@@ -1,9 +1,13 @@
+import cluster from 'node:cluster';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.ts';
+import { MOCK_UPSTREAM_ENV, onDrainRequest } from './cluster/messages.ts';
+import { clusterMetricsSource } from './cluster/metrics-ipc.ts';
+import { runPrimary } from './cluster/primary.ts';
 import { ConfigError, loadConfig, parseArgs, readEnvFile, type Config } from './config.ts';
-import { checkExposure, setUpGuard, type GuardSetup } from './limits/setup.ts';
+import { checkClusterSetup, checkExposure, setUpGuard, type GuardSetup } from './limits/setup.ts';
 import { startFakeUpstream, type FakeUpstream } from './mock/fake-upstream.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createUpstreamClient } from './upstream/anthropic-client.ts';
@@ -47,26 +51,32 @@ async function main(): Promise<void> {
   const env: Env = { ...readEnvFile(resolve(projectRoot, '.env')), ...process.env };
   let config = configure(env);
   const logger = pino({ level: config.logLevel });
+  if (config.workers > 1 && cluster.isPrimary) {
+    orFail(() => {
+      checkClusterSetup(env, config.host, config.workers);
+    });
+    await runPrimary({ workers: config.workers, host: config.host, logger, mock: config.mock, drainMs: DRAIN_MS });
+    return;
+  }
   const metrics = createMetrics();
   const limits = guardFor(env, config, logger, metrics);
   let mock: FakeUpstream | undefined;
   if (config.mock) {
-    mock = await startFakeUpstream({ simulated: true });
-    config = Object.freeze({ ...config, upstreamOrigin: mock.url, upstreamPathPrefix: '' });
+    // In a cluster the primary runs one simulated upstream for all workers.
+    let url = cluster.isWorker ? env[MOCK_UPSTREAM_ENV] : undefined;
+    if (url === undefined) {
+      mock = await startFakeUpstream({ simulated: true });
+      url = mock.url;
+    }
+    config = Object.freeze({ ...config, upstreamOrigin: url, upstreamPathPrefix: '' });
   }
   if (!(await limits.waitUntilReady(REDIS_STARTUP_WAIT_MS))) {
     logger.warn('Redis is not reachable yet: limits follow RATE_LIMIT_ON_REDIS_ERROR until it is');
   }
-  const upstream = createUpstreamClient({
-    origin: config.upstreamOrigin,
-    pathPrefix: config.upstreamPathPrefix,
-    apiKey: config.anthropicApiKey,
-    maxRetries: config.maxRetries,
-    connectTimeoutMs: config.connectTimeoutMs,
-    readTimeoutMs: config.readTimeoutMs,
-  });
+  const upstream = createUpstreamClient(config);
   let draining = false;
-  const app = await buildApp(config, { upstream, logger, metrics, guard: limits.guard, isDraining: () => draining });
+  const scrapeMetrics = cluster.isWorker ? clusterMetricsSource(metrics.registry) : undefined;
+  const app = await buildApp(config, { upstream, logger, metrics, scrapeMetrics, guard: limits.guard, isDraining: () => draining });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
@@ -102,6 +112,11 @@ async function main(): Promise<void> {
   };
   process.once('SIGTERM', shutdown);
   process.once('SIGINT', shutdown);
+  if (cluster.isWorker) {
+    onDrainRequest(() => {
+      shutdown('drain (from the primary)');
+    });
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,10 +1,14 @@
 /**
  * What the primary and its workers tell each other over the cluster's IPC channel. Every message
- * carries a `type` starting with `llmc:`, so that others on the channel (prom-client's) pass by.
+ * carries a `type` starting with `llmc:`; anything else on the channel is ignored.
  */
 export const DRAIN = 'llmc:drain';
+/** Worker → primary: the cluster-wide metrics text, please; answered with METRICS_RESPONSE. */
 export const METRICS_REQUEST = 'llmc:metrics-request';
 export const METRICS_RESPONSE = 'llmc:metrics-response';
+/** Primary → every ready worker: your registry as JSON; answered with REGISTRY_RESPONSE. */
+export const REGISTRY_REQUEST = 'llmc:registry-request';
+export const REGISTRY_RESPONSE = 'llmc:registry-response';
 
 /** The environment variable that gives workers the URL of the simulated upstream the primary runs (--mock). */
 export const MOCK_UPSTREAM_ENV = 'LLMC_CLUSTER_MOCK_UPSTREAM';
@@ -19,6 +23,13 @@ export interface MetricsRequest {
 }
 
 export type MetricsResponse = { type: typeof METRICS_RESPONSE; id: number } & ({ text: string } | { error: string });
+
+export interface RegistryRequest {
+  type: typeof REGISTRY_REQUEST;
+  id: number;
+}
+
+export type RegistryResponse = { type: typeof REGISTRY_RESPONSE; id: number } & ({ metrics: object[] } | { error: string });
 
 export function isMessage<T extends { type: string }>(message: unknown, type: T['type']): message is T {
   return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;

@@ -58,6 +58,13 @@ class Supervisor {
     this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, startedAt: 0, listening: false, crashes: 0 }));
   }
 
+  /** The workers that are up: listening, and still connected. */
+  readyWorkers(): Worker[] {
+    const ready: Worker[] = [];
+    for (const slot of this.slots) if (slot.listening && slot.worker?.isConnected()) ready.push(slot.worker);
+    return ready;
+  }
+
   /** The first worker starts alone, so that a start-up error is reported once; then the others. */
   start(): void {
     cluster.on('listening', this.onListening);
@@ -79,7 +86,7 @@ class Supervisor {
     if (!slot || this.stopping) return;
     slot.listening = true;
     if (this.ready) {
-      this.options.logger.info({ worker: slot.index, pid: worker.process.pid }, 'worker restarted');
+      this.options.logger.info({ worker: slot.index, worker_pid: worker.process.pid }, 'worker restarted');
       return;
     }
     if (slot.index === 0) for (const other of this.slots.slice(1)) this.fork(other);
@@ -106,7 +113,7 @@ class Supervisor {
     const uptime = performance.now() - slot.startedAt;
     slot.crashes = uptime >= STABLE_UPTIME_MS ? 0 : slot.crashes + 1;
     const delay = restartDelayMs(slot.crashes);
-    this.options.logger.error({ worker: slot.index, pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker died; restarting it');
+    this.options.logger.error({ worker: slot.index, worker_pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker died; restarting it');
     const timer = setTimeout(() => {
       this.restarts.delete(timer);
       if (!this.stopping) this.fork(slot);
@@ -154,11 +161,11 @@ class Supervisor {
   }
 }
 
-/** Runs the primary: metrics aggregation, the shared mock upstream if asked, the workers, the signals. */
+/** Runs the primary: the shared mock upstream if asked, the workers, metrics aggregation, the signals. */
 export async function runPrimary(options: PrimaryOptions): Promise<void> {
-  serveClusterMetrics();
   const mock = options.mock ? await startFakeUpstream({ simulated: true }) : undefined;
   const supervisor = new Supervisor(options, mock);
+  serveClusterMetrics(() => supervisor.readyWorkers());
   process.once('SIGTERM', supervisor.shutdown);
   process.once('SIGINT', supervisor.shutdown);
   supervisor.start();

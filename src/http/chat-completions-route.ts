@@ -166,7 +166,7 @@ async function handle(request: FastifyRequest, reply: FastifyReply, { config, up
     },
   );
   if (!opened.ok) throw noClientRetry(reply, mapUpstreamStatus(opened.statusCode, opened.headers, opened.errorBody));
-  const served = record.model ?? body.model;
+  const served = record.model; // the requested model, or the fallback that answered
   setServedModel(reply, served);
   const defaults = { id: `chatcmpl-${request.id}`, model: served, created: Math.floor(Date.now() / 1000) };
   const answer: Answer = { body: opened.body, defaults, includeUsage, headers };

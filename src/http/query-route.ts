@@ -130,7 +130,7 @@ export function registerQueryRoute(app: FastifyInstance, { config, upstream, gua
       bodyFor: (next) => buildMessagesBody({ ...input, model: next }, defaults),
     });
     if (!answer.ok) throw mapUpstreamStatus(answer.statusCode, answer.headers, answer.errorBody);
-    const served = record.model ?? model;
+    const served = record.model; // the requested model, or the fallback that answered
     setServedModel(reply, served);
     const result = input.stream === false ? await collect(reply, answer.body, served, config) : await relay(request, reply, answer.body, served, config);
     record.finish(result);

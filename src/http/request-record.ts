@@ -33,6 +33,9 @@ export class RequestRecord implements FallbackTrace {
   /** The limits' lease, settled from the real usage when the response closes. */
   lease: Lease | undefined;
   private streaming = false;
+  /** The route handler is still running: the answer's usage may not be known yet. */
+  private handling = false;
+  private pendingClose: (() => void) | undefined;
 
   constructor(route: string, metrics?: Metrics) {
     this.route = route;
@@ -61,9 +64,36 @@ export class RequestRecord implements FallbackTrace {
     }
   }
 
-  /** Called once, when the response has closed. */
+  /** The route handler starts; `close()` then waits for `handlerDone()`. */
+  handlerStarted(): void {
+    this.handling = true;
+  }
+
+  /** The route handler has returned (or thrown): the usage is final; a deferred close runs now. */
+  handlerDone(): void {
+    this.handling = false;
+    const pending = this.pendingClose;
+    this.pendingClose = undefined;
+    pending?.();
+  }
+
+  /**
+   * Called once, when the response has closed. The response can close before the route has read
+   * the answer's usage (a client that leaves mid-stream; the last bytes flushed before the route's
+   * continuation runs): the lease is then settled, and the line logged, once the handler returns.
+   */
   close(logger: FastifyBaseLogger, status: number, finished: boolean): void {
     const now = performance.now();
+    if (this.handling) {
+      this.pendingClose = () => {
+        this.closeNow(logger, status, finished, now);
+      };
+      return;
+    }
+    this.closeNow(logger, status, finished, now);
+  }
+
+  private closeNow(logger: FastifyBaseLogger, status: number, finished: boolean, now: number): void {
     if (this.lease) void this.lease.settle(this.usage);
     const outcome = this.outcome ?? (!finished ? 'client_closed' : status >= 500 ? 'upstream_error' : status >= 400 ? 'client_error' : 'ok');
     logger.info(

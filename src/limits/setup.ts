@@ -1,8 +1,8 @@
 import { ConfigError } from '../config.ts';
-import { ClientKeyring, loadClientKeys } from './client-keys.ts';
+import { ClientKeyring, loadClientKeys, type ClientKeyEntry } from './client-keys.ts';
 import { createGuard, type Guard, type GuardLogger } from './guard.ts';
 import type { LimitStore } from './limit-store.ts';
-import { hasAnyLimit, parseLimitSettings } from './limits.ts';
+import { hasAnyLimit, parseLimitSettings, type LimitSettings } from './limits.ts';
 import { MemoryLimitStore } from './memory-store.ts';
 import { RedisLimitStore } from './redis-store.ts';
 import { createUpstreamGate } from './upstream-gate.ts';
@@ -32,12 +32,33 @@ export function checkExposure(host: string, authenticated: boolean, env: Source)
   );
 }
 
+/** Per-client limits or budgets are set (by default or for a key): they need a store. */
+function hasClientLimits(entries: readonly ClientKeyEntry[] | null, limits: LimitSettings): boolean {
+  return hasAnyLimit(limits.defaults) || (entries?.some((entry) => Object.keys(entry.limits).length > 0) ?? false);
+}
+
+/**
+ * What the cluster primary checks before it forks N workers (each then builds its own guard): the
+ * exposure check, and that per-client limits live in Redis, since a memory store per worker would
+ * let through N × each limit. Client keys alone need no store; MAX_UPSTREAM_CONCURRENCY is per
+ * process by design (N × the cap).
+ */
+export function checkClusterSetup(env: Source, host: string, workers: number): void {
+  const entries = loadClientKeys(env);
+  const limits = parseLimitSettings(env);
+  checkExposure(host, entries !== null, env);
+  if (workers > 1 && limits.redisUrl === undefined && hasClientLimits(entries, limits)) {
+    throw new ConfigError(
+      `${workers} workers with rate limits or budgets need REDIS_URL: each worker would keep its own counts in memory and let through ${workers} times each limit`,
+    );
+  }
+}
+
 /** Builds the guard from the environment (client keys, limits, Redis); throws ConfigError on bad settings. */
 export function setUpGuard(env: Source, logger: GuardLogger, onRedisError: (error: Error) => void): GuardSetup {
   const entries = loadClientKeys(env);
   const limits = parseLimitSettings(env);
-  const overrides = entries?.some((entry) => Object.keys(entry.limits).length > 0) ?? false;
-  const needed = entries !== null || overrides || hasAnyLimit(limits.defaults) || limits.maxUpstreamConcurrency > 0;
+  const needed = entries !== null || hasClientLimits(entries, limits) || limits.maxUpstreamConcurrency > 0;
   if (!needed) {
     return { guard: undefined, authenticated: false, waitUntilReady: () => Promise.resolve(true), close: () => Promise.resolve() };
   }

@@ -14,6 +14,7 @@ const TYPES: ReadonlyMap<string, string> = new Map([
   ['not_found_error', 'invalid_request_error'],
   ['method_not_allowed', 'invalid_request_error'],
   ['upstream_authentication_error', 'authentication_error'],
+  ['authentication_error', 'authentication_error'],
   ['rate_limit_error', 'rate_limit_error'],
 ]);
 

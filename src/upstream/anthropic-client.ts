@@ -1,18 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool, type Dispatcher } from 'undici';
+import type { Config } from '../config.ts';
 import { ConnectorError, clientClosed } from '../errors.ts';
 import { retryDelayMs, shouldRetryStatus, type HeaderBag } from './retry.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 
-export interface UpstreamOptions {
-  origin: string;
-  pathPrefix: string;
-  apiKey: string;
-  maxRetries: number;
-  connectTimeoutMs: number;
-  readTimeoutMs: number;
-}
+/** What the upstream client needs of the configuration. */
+export type UpstreamOptions = Pick<
+  Config,
+  'upstreamOrigin' | 'upstreamPathPrefix' | 'anthropicApiKey' | 'maxRetries' | 'connectTimeoutMs' | 'readTimeoutMs'
+>;
 
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
@@ -64,7 +62,7 @@ export function classifyNetworkError(error: unknown, options: Pick<UpstreamOptio
 }
 
 export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
-  const pool = new Pool(options.origin, {
+  const pool = new Pool(options.upstreamOrigin, {
     connections: null,
     pipelining: 1,
     keepAliveTimeout: 30_000,
@@ -72,7 +70,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     headersTimeout: options.readTimeoutMs,
     bodyTimeout: options.readTimeoutMs,
   });
-  const credentials = { 'x-api-key': options.apiKey };
+  const credentials = { 'x-api-key': options.anthropicApiKey };
   const baseHeaders: Record<string, string> = {
     'anthropic-version': ANTHROPIC_VERSION,
     'content-type': 'application/json',
@@ -82,7 +80,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   async function attempt(request: UpstreamRequest): Promise<UpstreamAnswer> {
     const response = await pool.request({
       method: request.method,
-      path: options.pathPrefix + request.path,
+      path: options.upstreamPathPrefix + request.path,
       // The caller's headers (anthropic-version, anthropic-beta) may override the defaults, never the key.
       headers: request.headers ? { ...baseHeaders, ...request.headers, ...credentials } : baseHeaders,
       body: request.body ?? null,

@@ -40,14 +40,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
       callback();
     },
   });
-  const upstream = createUpstreamClient({
-    origin: config.upstreamOrigin,
-    pathPrefix: config.upstreamPathPrefix,
-    apiKey: config.anthropicApiKey,
-    maxRetries: config.maxRetries,
-    connectTimeoutMs: config.connectTimeoutMs,
-    readTimeoutMs: config.readTimeoutMs,
-  });
+  const upstream = createUpstreamClient(config);
   const metrics = createMetrics({ defaultMetrics: false });
   const logger = pino({ level: config.logLevel }, sink);
   const limits = setUpGuard(fullEnv, logger, () => {
