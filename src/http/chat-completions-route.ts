@@ -14,10 +14,10 @@ import type { UpstreamBody, UpstreamClient } from '../upstream/anthropic-client.
 import { fallbackChain, openWithFallbacks } from '../upstream/fallbacks.ts';
 import { mapUpstreamStatus } from '../upstream/map-status.ts';
 import { abortOnClientClose } from './client-abort.ts';
-import { pumpMessageStream, type PumpHooks, type PumpResult } from './message-pump.ts';
+import { pumpMessageStream, type PumpResult } from './message-pump.ts';
 import { admit } from './guard-hooks.ts';
 import { setServedModel } from './served-model.ts';
-import { KeepAlive, pendingHeaders, sseHeaders } from './sse-writer.ts';
+import { pendingHeaders, SseBatch, sseHeaders } from './sse-writer.ts';
 
 export interface ChatCompletionsRouteOptions {
   config: Config;
@@ -105,36 +105,18 @@ async function relay(reply: FastifyReply, answer: Answer, config: Config): Promi
   const res = reply.raw;
   res.writeHead(200, { ...pendingHeaders(reply), ...sseHeaders(request.id), ...answer.headers });
   request.record.markStreaming();
-  const keepAlive = new KeepAlive(res, config.keepAliveIntervalMs);
-  // The chunks of one upstream chunk go out with one write; the upstream pauses while the client drains.
-  let out = '';
+  const batch = new SseBatch(res, config.keepAliveIntervalMs);
   const translator = new ChunkTranslator(
     (data) => {
-      out += `data: ${data}\n\n`;
+      batch.add(`data: ${data}\n\n`);
     },
     answer.defaults,
     answer.includeUsage,
   );
-  const hooks: PumpHooks = {
-    onTextLiteral: null,
-    onEvent: translator.onEvent,
-    beforeChunk: () => {
-      keepAlive.touch();
-    },
-    afterChunk: (resume) => {
-      if (out === '') return true;
-      const flushed = res.write(out);
-      out = '';
-      if (flushed) return true;
-      res.once('drain', resume);
-      return false;
-    },
-    clientGone: () => res.destroyed,
-  };
-  const result = await pumpMessageStream(answer.body, hooks, config);
-  keepAlive.stop();
-  if (result.outcome === 'completed') res.end();
-  else if (result.failure) res.end(`data: ${JSON.stringify(openAIErrorBody(result.failure.type, result.failure.message))}\n\n`);
+  const result = await pumpMessageStream(answer.body, { onTextLiteral: null, onEvent: translator.onEvent, ...batch.hooks }, config);
+  if (result.outcome === 'completed') batch.end();
+  else if (result.failure) batch.end(`data: ${JSON.stringify(openAIErrorBody(result.failure.type, result.failure.message))}\n\n`);
+  else batch.end();
   return result;
 }
 

@@ -13,7 +13,7 @@ import { admit } from './guard-hooks.ts';
 import { pumpMessageStream, type PumpResult } from './message-pump.ts';
 import { setServedModel } from './served-model.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
-import { KeepAlive, pendingHeaders, sseEvent, sseHeaders } from './sse-writer.ts';
+import { pendingHeaders, SseBatch, sseEvent, sseHeaders } from './sse-writer.ts';
 
 export interface QueryRouteOptions {
   config: Config;
@@ -58,36 +58,24 @@ async function relay(request: FastifyRequest, reply: FastifyReply, body: Upstrea
   res.writeHead(200, { ...pendingHeaders(reply), ...sseHeaders(request.id) });
   res.write(sseEvent('start', JSON.stringify({ id: request.id, model })));
   request.record.markStreaming();
-  const keepAlive = new KeepAlive(res, config.keepAliveIntervalMs);
-  // The events of one upstream chunk are written with one write (one syscall), not one per event.
-  let out = '';
+  const batch = new SseBatch(res, config.keepAliveIntervalMs);
   const result = await pumpMessageStream(
     body,
     {
       onTextLiteral: (literal) => {
-        out += `event: delta\ndata: {"text":${literal}}\n\n`;
+        batch.add(`event: delta\ndata: {"text":${literal}}\n\n`);
       },
-      beforeChunk: () => {
-        keepAlive.touch();
-      },
-      afterChunk: (resume) => {
-        if (out === '') return true;
-        const flushed = res.write(out);
-        out = '';
-        if (flushed) return true;
-        res.once('drain', resume);
-        return false;
-      },
-      clientGone: () => res.destroyed,
+      ...batch.hooks,
     },
     config,
   );
-  keepAlive.stop();
   if (result.outcome === 'completed') {
     const stop = JSON.stringify(result.reader.stopReason);
-    res.end(sseEvent('done', `{"stop_reason":${stop},"usage":${usageJson(result.reader.usage)}}`));
+    batch.end(sseEvent('done', `{"stop_reason":${stop},"usage":${usageJson(result.reader.usage)}}`));
   } else if (result.failure) {
-    res.end(sseEvent('error', JSON.stringify(errorEnvelope(result.failure.type, result.failure.message, request.id))));
+    batch.end(sseEvent('error', JSON.stringify(errorEnvelope(result.failure.type, result.failure.message, request.id))));
+  } else {
+    batch.end();
   }
   return result;
 }
