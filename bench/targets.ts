@@ -1,0 +1,255 @@
+/**
+ * The targets the load generator talks to, and how each is started: the fake upstream (the
+ * `direct` floor), the connector (`node dist/server.js`, built first if stale), its `/v1/messages`
+ * passthrough when it answers, and the baseline relay. Gateways are in gateways.ts.
+ */
+import { execFileSync } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { askOnce, type Endpoint, type Outcome } from './load.ts';
+import { startChild, stopChild, treeRssMiB, type Child } from './procs.ts';
+
+export const ROOT = join(import.meta.dirname, '..');
+export const BENCH_DIR = import.meta.dirname;
+export const TARGET_CORE = 0;
+export const LOAD_CORE = 1;
+
+export interface Target {
+  name: string;
+  endpoint: Endpoint;
+  /** The process whose CPU, RSS and fds are measured (for `direct`: the fake itself). */
+  pid: number;
+  version: string;
+  notes: string[];
+  /** RSS of the process tree right after it answered its first request. */
+  startRssMiB: number;
+}
+
+export interface Skipped {
+  name: string;
+  reason: string;
+}
+
+export interface LaunchContext {
+  /** Origin of the fake upstream, e.g. http://127.0.0.1:41234 */
+  fakeUrl: string;
+  /** undefined when taskset is missing. */
+  targetCore: number | undefined;
+  logLevel: string;
+  /** Extra node flags for the connector (e.g. --cpu-prof). */
+  connectorNodeArgs: string[];
+  /** Where compile.ts put the benchmark's own child scripts as JavaScript. */
+  scriptsDir: string;
+}
+
+export const ANTHROPIC_HEADERS: Record<string, string> = {
+  'anthropic-version': '2023-06-01',
+  'x-api-key': 'bench-client-key',
+};
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+}
+
+export function childEnv(extra: Record<string, string>): Record<string, string | undefined> {
+  return { ...process.env, BENCH_PARENT_PID: String(process.pid), ...extra };
+}
+
+/** Sends one small streaming request until it is answered correctly (or the process died / time ran out). */
+export async function probe(
+  endpoint: Endpoint,
+  child: Child | undefined,
+  timeoutMs: number,
+): Promise<Outcome> {
+  const ask = { endpoint, shape: { deltas: 3, delayMs: 0 }, stream: true, run: 'probe' };
+  const t0 = Date.now();
+  let last: Outcome = { ok: false, ttftMs: 0, totalMs: 0, error: 'not tried' };
+  while (Date.now() - t0 < timeoutMs) {
+    if (child?.exited() === true)
+      return {
+        ...last,
+        error: `exited (code ${String(child.proc.exitCode)}): ${child.output().trim().slice(-600)}`,
+      };
+    last = await askOnce(ask, 5000);
+    if (last.ok || last.error?.startsWith('HTTP ') === true) return last;
+    await sleep(200);
+  }
+  return last;
+}
+
+/** Starts a child and waits until it answers a probe; on failure it is stopped and a reason returned. */
+export async function launch(
+  name: string,
+  child: Child,
+  endpoint: Endpoint,
+  info: { version: string; notes: string[] },
+  timeoutMs = 30_000,
+): Promise<Target | Skipped> {
+  const outcome = await probe(endpoint, child, timeoutMs);
+  if (!outcome.ok) {
+    await stopChild(child);
+    return {
+      name,
+      reason: `did not answer a probe correctly within ${timeoutMs / 1000} s: ${outcome.error ?? '?'}`,
+    };
+  }
+  return { name, endpoint, pid: child.pid, ...info, startRssMiB: treeRssMiB(child.pid) };
+}
+
+function node(
+  name: string,
+  core: number | undefined,
+  args: string[],
+  env: Record<string, string>,
+  cwd = ROOT,
+): Child {
+  return startChild({ name, core, command: process.execPath, args, cwd, env: childEnv(env) });
+}
+
+/**
+ * The fake upstream: `lean` is bench/fake-server.ts (run compiled), `repo` the repository's
+ * src/mock/fake-upstream.ts behind bench/fake-repo.ts (through tsx; only for the fake check).
+ */
+export async function startFake(
+  kind: 'lean' | 'repo',
+  core: number | undefined,
+  scriptsDir: string,
+): Promise<{ child: Child; url: string; target: Target | Skipped }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const args =
+    kind === 'lean'
+      ? [join(scriptsDir, 'fake-server.js'), String(port)]
+      : ['--import', 'tsx', join(BENCH_DIR, 'fake-repo.ts'), String(port)];
+  const child = node(`fake (${kind})`, core, args, {});
+  const endpoint = {
+    origin: url,
+    path: '/v1/messages',
+    headers: ANTHROPIC_HEADERS,
+    protocol: 'anthropic' as const,
+  };
+  const target = await launch('direct', child, endpoint, {
+    version: kind === 'lean' ? 'bench/fake-server.ts' : 'src/mock/fake-upstream.ts',
+    notes: ['load generator straight to the fake upstream'],
+  });
+  return { child, url, target };
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+/** Runs `npm run build` when dist/server.js is missing or older than a file in src/. */
+export function buildIfStale(log: (line: string) => void): void {
+  let built = 0;
+  try {
+    built = statSync(join(ROOT, 'dist/server.js')).mtimeMs;
+  } catch {
+    built = 0;
+  }
+  if (built >= newestMtime(join(ROOT, 'src'))) return;
+  log('dist/ is stale: npm run build');
+  try {
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit', timeout: 180_000 });
+  } catch {
+    throw new Error(
+      'npm run build failed (see above); fix the build, or run with --no-build to use dist/ as it is',
+    );
+  }
+}
+
+export function serviceVersion(): { version: string; commit: string; dirty: boolean } {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const git = (args: string[]): string => {
+    try {
+      return execFileSync('git', ['--no-optional-locks', ...args], { cwd: ROOT, encoding: 'utf8' }).trim();
+    } catch {
+      return '';
+    }
+  };
+  return {
+    version: pkg.version,
+    commit: git(['rev-parse', 'HEAD']) || 'unknown',
+    dirty: git(['status', '--porcelain', '--untracked-files=no']) !== '',
+  };
+}
+
+/** The connector, plus its /v1/messages passthrough when that route answers. */
+export async function startConnector(ctx: LaunchContext): Promise<(Target | Skipped)[]> {
+  const port = await freePort();
+  const origin = `http://127.0.0.1:${port}`;
+  const env = {
+    ANTHROPIC_API_KEY: 'bench-service-key',
+    ANTHROPIC_BASE_URL: ctx.fakeUrl,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: ctx.logLevel,
+  };
+  const args = [...ctx.connectorNodeArgs, join(ROOT, 'dist/server.js')];
+  const child = node('connector', ctx.targetCore, args, env);
+  const { version, commit, dirty } = serviceVersion();
+  const info = {
+    version: `${version} @ ${commit.slice(0, 12)}${dirty ? ' (uncommitted changes)' : ''}`,
+    notes: [`LOG_LEVEL=${ctx.logLevel}`],
+  };
+  const query = await launch(
+    'connector',
+    child,
+    { origin, path: '/llm/query', headers: {}, protocol: 'query' },
+    info,
+  );
+  if (!('endpoint' in query)) return [query];
+  const passthrough = {
+    origin,
+    path: '/v1/messages',
+    headers: ANTHROPIC_HEADERS,
+    protocol: 'anthropic' as const,
+  };
+  const answer = await probe(passthrough, child, 5000);
+  if (!answer.ok) {
+    return [
+      query,
+      { name: 'connector-passthrough', reason: `/v1/messages not usable: ${answer.error ?? '?'}` },
+    ];
+  }
+  return [query, { ...query, name: 'connector-passthrough', endpoint: passthrough }];
+}
+
+export async function startBaseline(ctx: LaunchContext): Promise<Target | Skipped> {
+  const port = await freePort();
+  const child = node('baseline', ctx.targetCore, [join(ctx.scriptsDir, 'baseline-relay.js'), String(port)], {
+    UPSTREAM_URL: ctx.fakeUrl,
+  });
+  const fastify = (
+    JSON.parse(readFileSync(join(ROOT, 'node_modules/fastify/package.json'), 'utf8')) as { version: string }
+  ).version;
+  const undici = (
+    JSON.parse(readFileSync(join(ROOT, 'node_modules/undici/package.json'), 'utf8')) as { version: string }
+  ).version;
+  const endpoint = {
+    origin: `http://127.0.0.1:${port}`,
+    path: '/llm/query',
+    headers: {},
+    protocol: 'query' as const,
+  };
+  return launch('baseline', child, endpoint, {
+    version: `fastify ${fastify} + undici ${undici}`,
+    notes: ['bench/baseline-relay.ts, no logging'],
+  });
+}
