@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 
 /** The three answering routes, each with its own request body and its own error shape. */
 export type RouteName = 'query' | 'messages' | 'chat';
@@ -87,7 +88,7 @@ export function assertErrorShape(route: RouteName, body: unknown, type: string):
       assert.equal(error.param, null);
       break;
   }
-  return error.message as string;
+  return error.message;
 }
 
 /** Reads a JSON error answer, checks status and shape, and returns the response headers. */
@@ -163,7 +164,7 @@ export async function awayFromMinuteBoundary(neededMs = 15_000): Promise<void> {
 export async function readUntil(res: Response, marker: string): Promise<{ text: string; reader: ReadableStreamDefaultReader<Uint8Array> }> {
   assert.equal(res.status, 200);
   assert.ok(res.body, 'no body');
-  const reader = res.body.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
   const decoder = new TextDecoder();
   let text = '';
   while (!text.includes(marker)) {
@@ -180,4 +181,21 @@ export async function readUntilThenAbort(res: Response, marker: string, controll
   controller.abort();
   await reader.cancel().catch(() => undefined);
   return text;
+}
+
+export type MetricFamilies = ReturnType<typeof parsePrometheusTextFormat>;
+
+/** GET /metrics, parsed with a Prometheus text parser. */
+export async function scrapeMetrics(baseUrl: string): Promise<MetricFamilies> {
+  const res = await fetch(`${baseUrl}/metrics`);
+  assert.equal(res.status, 200);
+  return parsePrometheusTextFormat(await res.text());
+}
+
+/** The sum of a counter or gauge over the series whose labels include `labels` (0 when absent). */
+export function metricValue(families: MetricFamilies, name: string, labels: Record<string, string> = {}): number {
+  const family = families.find((f) => f.name === name);
+  if (!family) return 0;
+  const matching = family.metrics.filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  return matching.reduce((sum, m) => sum + Number(m.value ?? 0), 0);
 }

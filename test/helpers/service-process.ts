@@ -52,8 +52,8 @@ export function runService(env: Record<string, string>, args: readonly string[] 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const output = { stdout: '', stderr: '' };
-  child.stdout?.on('data', (c: Buffer) => (output.stdout += c.toString()));
-  child.stderr?.on('data', (c: Buffer) => (output.stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => (output.stdout += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output.stderr += c.toString()));
   const exit = once(child, 'exit').then(([code, signal]) => ({
     code: code as number | null,
     signal: signal as NodeJS.Signals | null,
@@ -78,6 +78,11 @@ export async function startService(env: Record<string, string>, args: readonly s
     void exit.then((e) => {
       reject(new Error(`the service exited (${String(e.code)}) before listening: ${e.stderr}`));
     });
+    // The URL is in the `listening` line, logged at info: LOG_LEVEL must not hide it.
+    setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`the service did not log its URL within 30 s: ${output.stdout}${output.stderr}`));
+    }, 30_000).unref();
   });
   return {
     child,

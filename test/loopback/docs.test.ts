@@ -36,7 +36,7 @@ describe('docs and health', () => {
     for (const field of ['prompt', 'messages', 'system', 'model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'stop_sequences', 'stream']) {
       assert.ok(field in properties, `request schema lacks ${field}`);
     }
-    const examples = Object.values(media?.examples ?? {});
+    const examples = Object.values(media.examples ?? {});
     assert.ok(examples.length >= 2, 'no request examples');
     assert.ok(examples.some((e) => (e.value as { prompt?: unknown }).prompt !== undefined));
     assert.deepEqual(Object.keys(op.responses['200']?.content ?? {}).sort(), ['application/json', 'text/event-stream']);

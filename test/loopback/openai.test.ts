@@ -334,7 +334,7 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     const models = await client.models.list();
     const ids = models.data.map((m) => m.id);
     assert.ok(ids.includes('claude-sonnet-5'), ids.join(','));
-    assert.ok(models.data.every((m) => m.object === 'model' && m.owned_by === 'anthropic' && m.created > 0));
+    assert.ok(models.data.every((m) => (m.object as string) === 'model' && m.owned_by === 'anthropic' && m.created > 0));
     const one = await client.models.retrieve('claude-opus-5');
     assert.deepEqual([one.id, one.object], ['claude-opus-5', 'model']);
   });
