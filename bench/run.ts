@@ -73,6 +73,8 @@ interface Options {
   /** Wall-clock budget of the whole run; the soak is shortened to fit it. */
   budgetMs: number;
   gateways: boolean;
+  /** Extra Node.js flags for the connector (`--node-args`), e.g. heap settings to compare. */
+  nodeArgs: string[];
 }
 
 /** Targets the quick run (CI) must have; the others may be skipped with a reason. */
@@ -90,6 +92,7 @@ function options(): Options {
       'no-build': { type: 'boolean', default: false },
       'budget-min': { type: 'string', default: '14.5' },
       'no-gateways': { type: 'boolean', default: false },
+      'node-args': { type: 'string', default: '' },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -105,6 +108,7 @@ function options(): Options {
     budgetMs: Number(values['budget-min']) * 60_000 || Infinity,
     profileDir: values['cpu-prof'] ? join(BENCH_DIR, 'results', 'profiles') : undefined,
     gateways: !values['no-gateways'] && (!values.quick || values.targets !== undefined),
+    nodeArgs: values['node-args'].split(' ').filter(Boolean),
   };
 }
 
@@ -134,7 +138,7 @@ async function startTargets(
     fakeUrl: ctx.fakeUrl,
     targetCore: hasTaskset ? TARGET_CORE : undefined,
     logLevel: opts.logLevel,
-    connectorNodeArgs: opts.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.profileDir],
+    connectorNodeArgs: [...opts.nodeArgs, ...(opts.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.profileDir])],
     scriptsDir: ctx.scriptsDir,
   };
   const wanted = (name: string): boolean =>
@@ -261,7 +265,7 @@ function profileSummaries(dir: string, since: number): string[] {
 /** `latest` only for a complete default full run; narrowed runs never overwrite it. */
 function resultName(opts: Options): string {
   if (opts.quick) return 'quick';
-  const narrowed = opts.only !== undefined || opts.scenarios !== undefined || opts.profileDir !== undefined;
+  const narrowed = opts.only !== undefined || opts.scenarios !== undefined || opts.profileDir !== undefined || opts.nodeArgs.length > 0;
   return narrowed || opts.rounds !== 3 || !opts.gateways ? 'partial' : 'latest';
 }
 

@@ -50,7 +50,9 @@ function guardFor(env: Env, config: Config, logger: Logger, metrics: Metrics): G
 async function main(): Promise<void> {
   const env: Env = { ...readEnvFile(resolve(projectRoot, '.env')), ...process.env };
   let config = configure(env);
-  const logger = pino({ level: config.logLevel });
+  // Asynchronous destination: log lines are written off the request path, coalesced under load,
+  // and flushed synchronously when the process exits.
+  const logger = pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: false }));
   if (config.workers > 1 && cluster.isPrimary) {
     orFail(() => {
       checkClusterSetup(env, config.host, config.workers);

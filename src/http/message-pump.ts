@@ -18,7 +18,10 @@ export interface PumpHooks {
   onEvent?: (name: string, data: string) => StreamFailure | null;
   /** Before an upstream chunk is decoded (e.g. cork the socket). */
   beforeChunk?(): void;
-  /** After a chunk was decoded; return false to pause the upstream until `resume` is called. */
+  /**
+   * After a chunk was decoded, unless the stream ended with it (the caller then writes what it
+   * produced with its final write); return false to pause the upstream until `resume` is called.
+   */
   afterChunk?(resume: () => void): boolean;
   /** True once the client has gone away. */
   clientGone(): boolean;
@@ -55,36 +58,36 @@ export function pumpMessageStream(
     const settle = (outcome: PumpOutcome, failure: StreamFailure | null): void => {
       if (settled) return;
       settled = true;
-      body.off('data', onData);
-      if (outcome === 'completed') body.resume();
+      if (outcome === 'completed') body.discardRest();
       else body.destroy();
       resolve({ outcome, reader, failure });
     };
-    const onData = (chunk: Buffer): void => {
-      hooks.beforeChunk?.();
-      try {
-        decoder.push(chunk);
-      } catch {
-        reader.fail('upstream_error', 'Upstream sent an SSE line that is too long');
-      }
-      const proceed = hooks.afterChunk?.(resume) ?? true;
-      if (reader.failure) settle('failed', reader.failure);
-      else if (reader.completed) settle('completed', null);
-      else if (!proceed) body.pause();
-    };
-    body.on('data', onData);
-    body.on('end', () => {
-      settle(hooks.clientGone() ? 'client_closed' : 'failed', INCOMPLETE);
-    });
-    body.on('error', (error: unknown) => {
-      if (hooks.clientGone()) {
-        settle('client_closed', null);
-        return;
-      }
-      const mapped = classifyNetworkError(error, timeouts);
-      const type = mapped.type === 'upstream_timeout' ? 'upstream_timeout' : 'stream_incomplete';
-      const message = mapped.type === 'upstream_timeout' ? mapped.message : `${INCOMPLETE.message} (connection lost)`;
-      settle('failed', { type, message });
+    body.pipeTo({
+      data: (chunk) => {
+        hooks.beforeChunk?.();
+        try {
+          decoder.push(chunk);
+        } catch {
+          reader.fail('upstream_error', 'Upstream sent an SSE line that is too long');
+        }
+        // At the end, what this chunk produced is left to the caller's final write.
+        if (reader.failure) settle('failed', reader.failure);
+        else if (reader.completed) settle('completed', null);
+        else if (hooks.afterChunk?.(resume) === false) body.pause();
+      },
+      end: () => {
+        settle(hooks.clientGone() ? 'client_closed' : 'failed', INCOMPLETE);
+      },
+      error: (error) => {
+        if (hooks.clientGone()) {
+          settle('client_closed', null);
+          return;
+        }
+        const mapped = classifyNetworkError(error, timeouts);
+        const type = mapped.type === 'upstream_timeout' ? 'upstream_timeout' : 'stream_incomplete';
+        const message = mapped.type === 'upstream_timeout' ? mapped.message : `${INCOMPLETE.message} (connection lost)`;
+        settle('failed', { type, message });
+      },
     });
   });
 }

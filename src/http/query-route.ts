@@ -56,9 +56,9 @@ async function relay(request: FastifyRequest, reply: FastifyReply, body: Upstrea
   const res = reply.raw;
   // After hijack, headers set on the reply (rate limits, CORS) are only sent if written here.
   res.writeHead(200, { ...pendingHeaders(reply), ...sseHeaders(request.id) });
-  res.write(sseEvent('start', JSON.stringify({ id: request.id, model })));
   request.record.markStreaming();
-  const batch = new SseBatch(res, config.keepAliveIntervalMs);
+  // The head and `start` go out with the first upstream chunk (message_start, sent with the upstream's headers).
+  const batch = new SseBatch(res, config.keepAliveIntervalMs, sseEvent('start', JSON.stringify({ id: request.id, model })));
   const result = await pumpMessageStream(
     body,
     {

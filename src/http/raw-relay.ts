@@ -41,32 +41,34 @@ export function relayRawStream(
       }
       resolve({ outcome, failure, reader });
     };
-    body.on('data', (chunk: Buffer) => {
-      if (!tapBroken) {
-        try {
-          tap.push(chunk);
-        } catch {
-          tapBroken = true;
+    body.pipeTo({
+      data: (chunk) => {
+        if (!tapBroken) {
+          try {
+            tap.push(chunk);
+          } catch {
+            tapBroken = true;
+          }
         }
-      }
-      if (!res.write(chunk)) {
-        body.pause();
-        res.once('drain', resume);
-      }
-    });
-    body.on('end', () => {
-      if (reader.completed) finish('completed', null, false);
-      else if (reader.failure) finish('failed', reader.failure, false);
-      else finish('failed', { type: 'stream_incomplete', message: 'The upstream stream ended before the answer was complete' }, true);
-    });
-    body.on('error', (error: unknown) => {
-      if (res.destroyed) {
-        resolve({ outcome: 'client_closed', failure: null, reader });
-        return;
-      }
-      const mapped = classifyNetworkError(error, timeouts);
-      const timedOut = mapped.type === 'upstream_timeout';
-      finish('failed', { type: timedOut ? 'upstream_timeout' : 'stream_incomplete', message: timedOut ? mapped.message : 'The upstream connection was lost mid-stream' }, true);
+        if (!res.write(chunk)) {
+          body.pause();
+          res.once('drain', resume);
+        }
+      },
+      end: () => {
+        if (reader.completed) finish('completed', null, false);
+        else if (reader.failure) finish('failed', reader.failure, false);
+        else finish('failed', { type: 'stream_incomplete', message: 'The upstream stream ended before the answer was complete' }, true);
+      },
+      error: (error) => {
+        if (res.destroyed) {
+          resolve({ outcome: 'client_closed', failure: null, reader });
+          return;
+        }
+        const mapped = classifyNetworkError(error, timeouts);
+        const timedOut = mapped.type === 'upstream_timeout';
+        finish('failed', { type: timedOut ? 'upstream_timeout' : 'stream_incomplete', message: timedOut ? mapped.message : 'The upstream connection was lost mid-stream' }, true);
+      },
     });
   });
 }
@@ -78,22 +80,24 @@ export function relayRawBody(body: UpstreamBody, res: ServerResponse): Promise<{
     body.resume();
   };
   return new Promise((resolve) => {
-    body.on('data', (chunk: Buffer) => {
-      chunks.push(chunk);
-      if (!res.write(chunk)) {
-        body.pause();
-        res.once('drain', resume);
-      }
-    });
-    body.on('end', () => {
-      res.end();
-      resolve({ outcome: 'completed', bytes: Buffer.concat(chunks) });
-    });
-    body.on('error', () => {
-      // Headers are out: the only honest signal left is an aborted response.
-      const clientGone = res.destroyed;
-      res.destroy();
-      resolve({ outcome: clientGone ? 'client_closed' : 'failed', bytes: null });
+    body.pipeTo({
+      data: (chunk) => {
+        chunks.push(chunk);
+        if (!res.write(chunk)) {
+          body.pause();
+          res.once('drain', resume);
+        }
+      },
+      end: () => {
+        res.end();
+        resolve({ outcome: 'completed', bytes: Buffer.concat(chunks) });
+      },
+      error: () => {
+        // Headers are out: the only honest signal left is an aborted response.
+        const clientGone = res.destroyed;
+        res.destroy();
+        resolve({ outcome: clientGone ? 'client_closed' : 'failed', bytes: null });
+      },
     });
   });
 }

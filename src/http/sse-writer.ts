@@ -20,27 +20,6 @@ export function sseEvent(name: string, json: string): string {
 export const KEEP_ALIVE_COMMENT = ': keep-alive\n\n';
 
 /**
- * Writes `: keep-alive` after every `intervalMs` of silence. `touch()` (cheap: one timer refresh)
- * restarts the count; `stop()` clears it.
- */
-export class KeepAlive {
-  private readonly timer: NodeJS.Timeout;
-
-  constructor(res: ServerResponse, intervalMs: number) {
-    this.timer = setInterval(() => res.write(KEEP_ALIVE_COMMENT), intervalMs);
-    this.timer.unref();
-  }
-
-  touch(): void {
-    this.timer.refresh();
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-  }
-}
-
-/**
  * Headers already set on the reply (request id, rate limits, CORS). After `reply.hijack()` Fastify
  * no longer sends them, so a route that writes its own head passes these along.
  */
@@ -52,22 +31,29 @@ export function pendingHeaders(reply: FastifyReply): Record<string, string | num
 
 /**
  * An open SSE answer fed from an upstream pump: what one upstream chunk produces goes out in one
- * write (one syscall, not one per event), `: keep-alive` is written during upstream silence, and
- * the upstream is paused while a slow client drains.
+ * write (one syscall, not one per event), `: keep-alive` is written after every `keepAliveIntervalMs`
+ * of upstream silence, and the upstream is paused while a slow client drains. `first` (e.g. the
+ * `start` event) goes out with the headers and the first upstream chunk; whatever the last chunk
+ * produced goes out with `end()`, so a short answer costs one or two writes in all.
  */
 export class SseBatch {
-  private out = '';
+  private out: string;
   private readonly res: ServerResponse;
-  private readonly keepAlive: KeepAlive;
+  private readonly keepAlive: NodeJS.Timeout;
   /** Hooks for pumpMessageStream, bound once per answer. */
   readonly hooks: Required<Pick<PumpHooks, 'beforeChunk' | 'afterChunk' | 'clientGone'>>;
 
-  constructor(res: ServerResponse, keepAliveIntervalMs: number) {
+  constructor(res: ServerResponse, keepAliveIntervalMs: number, first = '') {
     this.res = res;
-    this.keepAlive = new KeepAlive(res, keepAliveIntervalMs);
+    this.out = first;
+    this.keepAlive = setInterval(() => {
+      this.add(KEEP_ALIVE_COMMENT);
+      this.flush(noop);
+    }, keepAliveIntervalMs);
+    this.keepAlive.unref();
     this.hooks = {
       beforeChunk: () => {
-        this.keepAlive.touch();
+        this.keepAlive.refresh();
       },
       afterChunk: (resume) => this.flush(resume),
       clientGone: () => res.destroyed,
@@ -88,9 +74,15 @@ export class SseBatch {
     return false;
   }
 
-  /** Stops the keep-alive and ends the answer with `last`. */
+  /** Stops the keep-alive and ends the answer with what is pending, then `last`. */
   end(last = ''): void {
-    this.keepAlive.stop();
-    this.res.end(last);
+    clearInterval(this.keepAlive);
+    const out = this.out + last;
+    this.out = '';
+    this.res.end(out);
   }
+}
+
+function noop(): void {
+  // A keep-alive comment needs no resume: the upstream is silent anyway.
 }

@@ -3,6 +3,9 @@ import { Pool, type Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
 import { ConnectorError, clientClosed } from '../errors.ts';
 import { retryDelayMs, shouldRetryStatus, type HeaderBag } from './retry.ts';
+import { UpstreamBody } from './upstream-body.ts';
+
+export { UpstreamBody } from './upstream-body.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 
@@ -30,8 +33,6 @@ export interface AttemptTrace {
   upstreamSentAt: number | undefined;
   upstreamAnsweredAt: number | undefined;
 }
-
-export type UpstreamBody = Dispatcher.ResponseData['body'];
 
 /** A 2xx answer whose body is still to be read, or a final error answer whose body was read. */
 export type UpstreamAnswer =
@@ -77,18 +78,19 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     ...credentials,
   };
 
-  async function attempt(request: UpstreamRequest): Promise<UpstreamAnswer> {
-    const response = await pool.request({
-      method: request.method,
-      path: options.upstreamPathPrefix + request.path,
-      // The caller's headers (anthropic-version, anthropic-beta) may override the defaults, never the key.
-      headers: request.headers ? { ...baseHeaders, ...request.headers, ...credentials } : baseHeaders,
-      body: request.body ?? null,
-      signal: request.signal,
+  function attempt(request: UpstreamRequest): Promise<UpstreamAnswer> {
+    return new Promise((resolve, reject) => {
+      pool.dispatch(
+        {
+          method: request.method,
+          path: options.upstreamPathPrefix + request.path,
+          // The caller's headers (anthropic-version, anthropic-beta) may override the defaults, never the key.
+          headers: request.headers ? { ...baseHeaders, ...request.headers, ...credentials } : baseHeaders,
+          body: request.body ?? null,
+        },
+        new AttemptHandler(request.signal, resolve, reject),
+      );
     });
-    const { statusCode, headers, body } = response;
-    if (statusCode >= 200 && statusCode < 300) return { ok: true, statusCode, headers, body };
-    return { ok: false, statusCode, headers, errorBody: Buffer.from(await body.arrayBuffer()) };
   }
 
   async function open(request: UpstreamRequest, trace: AttemptTrace): Promise<UpstreamAnswer> {
@@ -122,4 +124,61 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     open,
     close: () => pool.close(),
   };
+}
+
+const ABORTED = new Error('The client closed the request');
+
+/**
+ * One upstream attempt as an undici dispatch handler: resolves when the answer's headers arrive
+ * (a 2xx with its body still to be read; any other status once its body has been read), and feeds
+ * the body to an UpstreamBody. Aborts the request when `signal` does.
+ */
+class AttemptHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | null = null;
+  private body: UpstreamBody | null = null;
+  private readonly signal: AbortSignal;
+  private readonly resolve: (answer: UpstreamAnswer) => void;
+  private readonly reject: (error: unknown) => void;
+  private readonly onAbort = (): void => {
+    this.controller?.abort(ABORTED);
+  };
+
+  constructor(signal: AbortSignal, resolve: (answer: UpstreamAnswer) => void, reject: (error: unknown) => void) {
+    this.signal = signal;
+    this.resolve = resolve;
+    this.reject = reject;
+    signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.signal.aborted) controller.abort(ABORTED);
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderBag): void {
+    const body = new UpstreamBody(controller);
+    this.body = body;
+    if (statusCode >= 200 && statusCode < 300) {
+      this.resolve({ ok: true, statusCode, headers, body });
+      return;
+    }
+    body.bytes().then((errorBody) => {
+      this.resolve({ ok: false, statusCode, headers, errorBody });
+    }, this.reject);
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.body?.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.signal.removeEventListener('abort', this.onAbort);
+    this.body?.finish();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.signal.removeEventListener('abort', this.onAbort);
+    if (this.body) this.body.fail(error);
+    else this.reject(error);
+  }
 }
