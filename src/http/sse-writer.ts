@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyReply } from 'fastify';
 import type { PumpHooks } from './message-pump.ts';
 
@@ -38,6 +39,7 @@ export function pendingHeaders(reply: FastifyReply): Record<string, string | num
  */
 export class SseBatch {
   private out: string;
+  private headWritten = false;
   private readonly res: ServerResponse;
   private readonly keepAlive: NodeJS.Timeout;
   /** Hooks for pumpMessageStream, bound once per answer. */
@@ -66,12 +68,33 @@ export class SseBatch {
 
   /** Writes what was added; false when the client is slow (`resume` then runs on `drain`). */
   private flush(resume: () => void): boolean {
-    if (this.out === '') return true;
-    const flushed = this.res.write(this.out);
+    const out = this.out;
+    if (out === '') return true;
     this.out = '';
-    if (flushed) return true;
-    this.res.once('drain', resume);
+    const socket = this.ownSocket();
+    if (socket === null) {
+      this.headWritten = true;
+      if (this.res.write(out)) return true;
+      this.res.once('drain', resume);
+      return false;
+    }
+    // The chunk framed here and written as one string: res.write would cork the socket, write the
+    // size line, the data and the CRLF as three pieces, and uncork on the next tick.
+    if (socket.write(`${Buffer.byteLength(out).toString(16)}\r\n${out}\r\n`)) return true;
+    socket.once('drain', resume);
     return false;
+  }
+
+  /**
+   * The socket, once the head was written (by res.write: `headersSent` is already true after
+   * writeHead) and the answer, chunked, owns the socket (a pipelined answer has none until those
+   * before it are done); otherwise null, and res.write frames the data itself.
+   */
+  private ownSocket(): Socket | null {
+    const { res } = this;
+    const socket = res.socket;
+    if (!this.headWritten || socket === null || socket.destroyed || res.destroyed || res.writableEnded || !res.chunkedEncoding) return null;
+    return socket;
   }
 
   /** Stops the keep-alive and ends the answer with what is pending, then `last`. */

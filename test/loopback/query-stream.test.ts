@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request as httpRequest } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { deltaText, parseSse, query, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
 
@@ -69,6 +70,34 @@ describe('POST /llm/query streaming', () => {
     assert.equal(deltaText(parseSse(text)), 'first second third fourth fifth');
     assert.ok(total >= 700, `upstream pacing took ${total} ms`);
     assert.ok(firstDeltaAt < total - 400, `first delta at ${firstDeltaAt} ms of ${total} ms`);
+  });
+
+  it('holds the answer for a client that stops reading, then delivers it whole and in order', async () => {
+    // ~24 MiB: more than the loopback socket buffers hold, so the service must wait for the client.
+    const deltas = Array.from({ length: 384 }, (_, i) => `${String(i).padStart(4, '0')}:${'é'.repeat(32 * 1024)}|`);
+    h.fake.queue({ kind: 'message', deltas });
+    const body = JSON.stringify({ prompt: 'a lot' });
+    const { text, pausedMs } = await new Promise<{ text: string; pausedMs: number }>((resolve, reject) => {
+      const req = httpRequest(`${h.url}/llm/query`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        res.pause();
+        const pausedAt = performance.now();
+        setTimeout(() => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            resolve({ text: Buffer.concat(chunks).toString('utf8'), pausedMs: performance.now() - pausedAt });
+          });
+          res.resume();
+        }, 1000);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    assert.ok(pausedMs >= 1000);
+    const events = parseSse(text);
+    assert.equal(events[0]?.event, 'start');
+    assert.equal(events.at(-1)?.event, 'done');
+    assert.equal(deltaText(events), deltas.join(''));
   });
 
   it('answers one JSON object with "stream": false', async () => {
