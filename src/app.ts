@@ -156,7 +156,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   const { metrics } = deps;
   if (metrics) {
     const scrape = deps.scrapeMetrics ?? (() => metrics.registry.metrics());
-    app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: true } }, async (_request, reply) =>
+    app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: true }, config: { authenticated: config.metricsRequireKey } }, async (_request, reply) =>
       reply.type(metrics.registry.contentType).send(await scrape()),
     );
   }

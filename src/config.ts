@@ -26,6 +26,8 @@ export interface Config {
   readonly fallbackModels: readonly string[];
   /** Worker processes (node:cluster) sharing the port; 1 = no cluster. */
   readonly workers: number;
+  /** With client keys on, /metrics also needs one (METRICS_REQUIRE_KEY). */
+  readonly metricsRequireKey: boolean;
 }
 
 /** A setting is wrong: the message is one line that names the variable. */
@@ -84,6 +86,13 @@ function number(env: Source, name: string, fallback: number, opts: { integer?: b
     throw new ConfigError(`${name} must be ${kind} ${range}, got "${raw}"`);
   }
   return value;
+}
+
+function flag(env: Source, name: string): boolean {
+  const raw = env[name]?.trim().toLowerCase() ?? '';
+  if (raw === '' || raw === 'false' || raw === '0') return false;
+  if (raw === 'true' || raw === '1') return true;
+  throw new ConfigError(`${name} must be true or false, got "${env[name] ?? ''}"`);
 }
 
 function positiveSeconds(env: Source, name: string, fallback: number): number {
@@ -172,6 +181,7 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     mock: flags.mock,
     corsOrigins: parseOrigins(env.CORS_ORIGINS),
     fallbackModels: parseModelList(env.FALLBACK_MODELS),
+    metricsRequireKey: flag(env, 'METRICS_REQUIRE_KEY'),
     workers: number(workersSource, flags.workers === undefined ? 'WORKERS' : '--workers', 1, { integer: true, min: 1, max: 256 }),
   });
 }

@@ -8,6 +8,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Client keys and limits apply to this route. */
     guarded?: boolean;
+    /** Client keys (only) apply to this route, e.g. /metrics with METRICS_REQUIRE_KEY. */
+    authenticated?: boolean;
   }
   interface FastifyRequest {
     client: ClientKey | null;
@@ -15,14 +17,15 @@ declare module 'fastify' {
 }
 
 /**
- * Authentication runs on every guarded route before the body is even read: a missing or wrong key
+ * Authentication runs on every guarded (or authenticated) route before the body is even read: a missing or wrong key
  * is a 401 in the route's own error shape, and the key's name (never the key) goes to the log.
  */
 export function installAuthentication(app: FastifyInstance, guard: Guard | undefined): void {
   app.decorateRequest('client', null);
   if (!guard) return;
   app.addHook('onRequest', (request, _reply, done) => {
-    if (request.routeOptions.config.guarded !== true) {
+    const { guarded, authenticated } = request.routeOptions.config;
+    if (guarded !== true && authenticated !== true) {
       done();
       return;
     }

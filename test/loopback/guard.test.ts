@@ -111,6 +111,26 @@ describe('client keys', () => {
     }
   });
 
+  it('/metrics stays open unless METRICS_REQUIRE_KEY=true', async () => {
+    const open = await fetch(`${h.url}/metrics`);
+    assert.equal(open.status, 200);
+    await open.arrayBuffer();
+    const guarded = await startHarness({ SERVICE_API_KEYS: `alice:${ALICE}`, METRICS_REQUIRE_KEY: 'true' });
+    try {
+      const refused = await fetch(`${guarded.url}/metrics`);
+      assert.equal(refused.status, 401);
+      assert.equal(((await refused.json()) as { error: { type: string } }).error.type, 'authentication_error');
+      const wrong = await fetch(`${guarded.url}/metrics`, { headers: { authorization: `Bearer ${BOB}` } });
+      assert.equal(wrong.status, 401);
+      await wrong.arrayBuffer();
+      const allowed = await fetch(`${guarded.url}/metrics`, { headers: { authorization: `Bearer ${ALICE}` } });
+      assert.equal(allowed.status, 200);
+      assert.match(await allowed.text(), /llmc_requests_total/);
+    } finally {
+      await closeHarness(guarded);
+    }
+  });
+
   it('a key never appears in a response or a log line; the log line names the key', async () => {
     const before = requestLogs(h).length;
     const wrong = 'alice-key-0123456789abcdeZ';

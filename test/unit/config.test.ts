@@ -70,3 +70,13 @@ describe('config', () => {
     assert.deepEqual(readEnvFile(join(dir, 'missing')), {});
   });
 });
+
+describe('METRICS_REQUIRE_KEY', () => {
+  const base = { ANTHROPIC_API_KEY: 'k' };
+  it('is false by default, true or false when set, and anything else is refused with its name', () => {
+    assert.equal(loadConfig(base).metricsRequireKey, false);
+    assert.equal(loadConfig({ ...base, METRICS_REQUIRE_KEY: 'true' }).metricsRequireKey, true);
+    assert.equal(loadConfig({ ...base, METRICS_REQUIRE_KEY: 'FALSE' }).metricsRequireKey, false);
+    assert.throws(() => loadConfig({ ...base, METRICS_REQUIRE_KEY: 'yes' }), /^ConfigError: METRICS_REQUIRE_KEY must be true or false/);
+  });
+});
