@@ -12,6 +12,38 @@ const COLON = 0x3a;
 const SPACE = 0x20;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
+const DATA = [0x64, 0x61, 0x74, 0x61];
+const EVENT = [0x65, 0x76, 0x65, 0x6e, 0x74];
+
+function isField(buf: Buffer, start: number, name: readonly number[]): boolean {
+  for (let i = 0; i < name.length; i++) if (buf[start + i] !== name[i]) return false;
+  return true;
+}
+
+function sameBytes(buf: Buffer, start: number, bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (buf[start + i] !== bytes[i]) return false;
+  return true;
+}
+
+/**
+ * The event names seen so far on a stream (a handful: message_start, content_block_delta, ...):
+ * a repeated name is the same string again, found by comparing bytes, not a new string per event
+ * (and equal strings that are the same object compare in one step in the reader's switch).
+ */
+class EventNames {
+  private readonly seen: { bytes: Buffer; name: string }[] = [];
+
+  get(buf: Buffer, start: number, end: number): string {
+    const length = end - start;
+    for (const entry of this.seen) {
+      if (entry.bytes.length === length && sameBytes(buf, start, entry.bytes)) return entry.name;
+    }
+    const name = length <= 0 ? '' : buf.toString('utf8', start, end);
+    if (this.seen.length < 16) this.seen.push({ bytes: Buffer.from(name, 'utf8'), name });
+    return name;
+  }
+}
+
 /** Thrown when one line grows beyond `maxLineBytes`: the stream is not SSE we can trust. */
 export class SseLineTooLongError extends Error {
   override readonly name = 'SseLineTooLongError';
@@ -23,6 +55,7 @@ export class SseDecoder {
   private atStart = true;
   private eventName = '';
   private data: string | null = null;
+  private readonly names = new EventNames();
 
   private readonly onEvent: SseEventHandler;
   private readonly maxLineBytes: number;
@@ -91,12 +124,12 @@ export class SseDecoder {
     if (colon === -1 || colon > end) colon = end;
     let valueStart = colon + 1;
     if (valueStart < end && buf[valueStart] === SPACE) valueStart++;
-    const value = valueStart >= end ? '' : buf.toString('utf8', valueStart, end);
     const fieldLength = colon - start;
-    if (fieldLength === 4 && buf[start] === 0x64 && buf.toString('latin1', start, colon) === 'data') {
+    if (fieldLength === 4 && isField(buf, start, DATA)) {
+      const value = valueStart >= end ? '' : buf.toString('utf8', valueStart, end);
       this.data = this.data === null ? value : `${this.data}\n${value}`;
-    } else if (fieldLength === 5 && buf.toString('latin1', start, colon) === 'event') {
-      this.eventName = value;
+    } else if (fieldLength === 5 && isField(buf, start, EVENT)) {
+      this.eventName = this.names.get(buf, valueStart, end);
     }
     // `id` and `retry` have no meaning for a relay; other fields are ignored per the spec.
   }
