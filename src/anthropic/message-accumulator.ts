@@ -4,7 +4,7 @@
  * readers with (event name, data); a failure (an `error` event, unparseable data, tool input that
  * is not JSON) is returned instead of thrown.
  */
-import { emptyUsage, mergeUsage, type StreamFailure, type Usage } from './message-stream.ts';
+import { emptyUsage, mergeUsage, parseEventData, unparseable, type StreamFailure, type Usage } from './message-stream.ts';
 
 type WireUsage = Partial<Record<keyof Usage, number | null>>;
 
@@ -41,12 +41,8 @@ export class MessageAccumulator {
 
   readonly onEvent = (name: string, data: string): StreamFailure | null => {
     if (name === 'ping' || name === 'message_stop') return null;
-    let event: WireEvent;
-    try {
-      event = JSON.parse(data) as WireEvent;
-    } catch {
-      return { type: 'upstream_error', message: `Upstream sent unparseable data in a "${name}" event` };
-    }
+    const event = parseEventData(data) as WireEvent | undefined;
+    if (event === undefined) return unparseable(name);
     switch (name) {
       case 'content_block_delta':
         this.delta(event);

@@ -31,6 +31,21 @@ interface WireEvent {
   error?: { type?: string; message?: string };
 }
 
+/** An event's data parsed as a JSON object, or undefined when it is not one (see `unparseable`). */
+export function parseEventData(data: string): object | undefined {
+  try {
+    const value: unknown = JSON.parse(data);
+    return typeof value === 'object' && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The failure to report for an event whose data is not JSON: the stream cannot be trusted. */
+export function unparseable(name: string): StreamFailure {
+  return { type: 'upstream_error', message: `Upstream sent unparseable data in a "${name}" event` };
+}
+
 export function emptyUsage(): Usage {
   return { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
 }
@@ -106,12 +121,11 @@ export class MessageStreamReader {
   };
 
   private parse(name: string, data: string): WireEvent | null {
-    try {
-      return JSON.parse(data) as WireEvent;
-    } catch {
-      this.fail('upstream_error', `Upstream sent unparseable data in a "${name}" event`);
-      return null;
-    }
+    const event = parseEventData(data) as WireEvent | undefined;
+    if (event !== undefined) return event;
+    const failure = unparseable(name);
+    this.fail(failure.type, failure.message);
+    return null;
   }
 
   fail(type: string, message: string): void {

@@ -4,7 +4,7 @@
  * whole message into one `chat.completion`; `anthropicModelsToOpenAI` maps the model list.
  * Thinking blocks and other block types OpenAI has no place for are left out.
  */
-import { emptyUsage, mergeUsage, type StreamFailure, type Usage } from '../anthropic/message-stream.ts';
+import { emptyUsage, mergeUsage, parseEventData, unparseable, type StreamFailure, type Usage } from '../anthropic/message-stream.ts';
 import { textDeltaLiteral } from '../anthropic/text-delta.ts';
 
 type WireUsage = Partial<Record<keyof Usage, number | null>>;
@@ -139,12 +139,8 @@ export class ChunkTranslator {
         return null;
       }
     }
-    let event: WireEvent;
-    try {
-      event = JSON.parse(data) as WireEvent;
-    } catch {
-      return { type: 'upstream_error', message: `Upstream sent unparseable data in a "${name}" event` };
-    }
+    const event = parseEventData(data) as WireEvent | undefined;
+    if (event === undefined) return unparseable(name);
     switch (name) {
       case 'content_block_delta':
         this.blockDelta(event);

@@ -34,6 +34,10 @@ describe('MessageStreamReader', () => {
 
   it('treats unparseable data as a failure, and ignores unknown events and non-text deltas', () => {
     assert.equal(read('event: content_block_delta\ndata: {"type":\n\n').reader.failure?.type, 'upstream_error');
+    for (const notAnObject of ['null', '42', '"text"']) {
+      const { reader } = read(`event: message_delta\ndata: ${notAnObject}\n\n`);
+      assert.deepEqual(reader.failure, { type: 'upstream_error', message: 'Upstream sent unparseable data in a "message_delta" event' });
+    }
     const { texts, reader } = read(
       'event: brand_new\ndata: {"type":"brand_new"}\n\n' +
         'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":"hm"}}\n\n',

@@ -342,6 +342,8 @@ describe('ChunkTranslator: Messages events → chat.completion.chunk', () => {
     const bad = chunks(Buffer.from(`${start}event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x\n\n`));
     assert.equal(bad.failure?.type, 'upstream_error');
     assert.ok(!bad.out.includes('[DONE]'));
+    const notAnObject = chunks(Buffer.from(`${start}event: message_delta\ndata: null\n\n`));
+    assert.equal(notAnObject.failure?.type, 'upstream_error');
   });
 
   it('ignores thinking, signatures and unknown events', () => {
