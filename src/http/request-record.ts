@@ -127,6 +127,7 @@ export class RequestRecord implements FallbackTrace {
       metrics.upstreamAttempts.inc({ route, result: String(this.upstreamStatus ?? this.errorType ?? 'error') }, 1);
       if (this.attempts > 1) metrics.upstreamAttempts.inc({ route, result: 'retried' }, this.attempts - 1);
     }
+    if (this.fallbacks > 0) metrics.fallbacks.inc({ route, model: this.model ?? 'unknown' }, this.fallbacks);
     if (this.errorType !== undefined && (outcome === 'upstream_error' || outcome === 'stream_error')) {
       metrics.upstreamErrors.inc({ route, type: this.errorType });
     }

@@ -10,6 +10,7 @@ export interface Metrics {
   readonly requests: Counter<'route' | 'status' | 'outcome'>;
   readonly upstreamAttempts: Counter<'route' | 'result'>;
   readonly upstreamErrors: Counter<'route' | 'type'>;
+  readonly fallbacks: Counter<'route' | 'model'>;
   readonly timeToFirstByte: Histogram<'route'>;
   readonly duration: Histogram<'route'>;
   readonly addedLatency: Histogram<'route'>;
@@ -33,6 +34,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers,
     }),
     upstreamErrors: new Counter({ name: 'llmc_upstream_errors_total', help: 'Requests that failed because of the upstream, by error type', labelNames: ['route', 'type'], registers }),
+    fallbacks: new Counter({
+      name: 'llmc_fallbacks_total',
+      help: 'Times a request moved on to the next FALLBACK_MODELS model, by route and the model it ended with',
+      labelNames: ['route', 'model'],
+      registers,
+    }),
     timeToFirstByte: new Histogram({ name: 'llmc_time_to_first_byte_seconds', help: 'From request arrival to the first byte of the answer', labelNames: ['route'], buckets: SLOW_BUCKETS, registers }),
     duration: new Histogram({ name: 'llmc_request_duration_seconds', help: 'From request arrival to the end of the answer', labelNames: ['route'], buckets: SLOW_BUCKETS, registers }),
     addedLatency: new Histogram({

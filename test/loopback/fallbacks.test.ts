@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FakeScenario, RecordedRequest } from '../../src/mock/fake-upstream.ts';
 import { deltaText, parseSse, query, startHarness, type Harness } from '../helpers/harness.ts';
+import { metricValue, scrapeMetrics } from '../helpers/routes.ts';
 
 const overloaded: FakeScenario = { kind: 'error', status: 529, retryAfterMs: '10' };
 const rateLimited: FakeScenario = { kind: 'error', status: 429, retryAfterMs: '10' };
@@ -48,6 +49,8 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
 
   it('spends each model’s retries, then tries the next, in order; the answer names the model that served', async () => {
     byModel(h, { 'model-a': overloaded, 'model-b': rateLimited });
+    const counted = { route: '/llm/query', model: 'model-c' };
+    const before = metricValue(await scrapeMetrics(h.url), 'llmc_fallbacks_total', counted);
     const res = await query(h.url, { prompt: 'hi' });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-served-model'), 'model-c');
@@ -60,6 +63,7 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
     assert.equal(line.model, 'model-c');
     assert.equal(line.fallbacks, 2);
     assert.equal(line.attempts, 5);
+    assert.equal(metricValue(await scrapeMetrics(h.url), 'llmc_fallbacks_total', counted) - before, 2);
   });
 
   it('reports the serving model in the JSON answer ("stream": false) and falls back on 503 too', async () => {
