@@ -31,6 +31,10 @@ const schema = {
   response: {
     200: {
       description: 'The answer: SSE by default, JSON with "stream": false',
+      headers: {
+        'x-request-id': { type: 'string', description: 'The request id (also in the start event and the log line)' },
+        'x-served-model': { type: 'string', description: 'The model that served the answer: the requested one, or a FALLBACK_MODELS model' },
+      },
       content: {
         'text/event-stream': { schema: { type: 'string', description: SSE_DESCRIPTION } },
         'application/json': { schema: QueryAnswer },

@@ -4,7 +4,7 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 
 interface OpenApi {
   openapi: string;
-  paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Record<string, unknown>; examples?: Record<string, { value: unknown }> }> }; responses: Record<string, { content?: Record<string, unknown> }> }>>;
+  paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Record<string, unknown>; examples?: Record<string, { value: unknown }> }> }; responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }> }>>;
 }
 
 describe('docs and health', () => {
@@ -40,6 +40,7 @@ describe('docs and health', () => {
     assert.ok(examples.length >= 2, 'no request examples');
     assert.ok(examples.some((e) => (e.value as { prompt?: unknown }).prompt !== undefined));
     assert.deepEqual(Object.keys(op.responses['200']?.content ?? {}).sort(), ['application/json', 'text/event-stream']);
+    assert.deepEqual(Object.keys(op.responses['200']?.headers ?? {}).sort(), ['x-request-id', 'x-served-model']);
     for (const status of ['400', '413', '415', '429', '502', '503', '504']) {
       const envelope = JSON.stringify(op.responses[status]?.content ?? {});
       assert.match(envelope, /"error"/, `status ${status} lacks the error envelope`);
