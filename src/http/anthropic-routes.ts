@@ -1,27 +1,18 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { mergeUsage } from '../anthropic/message-stream.ts';
 import { replaceModel } from '../anthropic/replace-model.ts';
-import type { Config } from '../config.ts';
 import { ConnectorError } from '../errors.ts';
-import type { UpstreamAnswer, UpstreamClient } from '../upstream/anthropic-client.ts';
+import type { UpstreamAnswer } from '../upstream/anthropic-client.ts';
 import { fallbackChain, NO_FALLBACKS, openWithFallbacks, type Fallbacks } from '../upstream/fallbacks.ts';
 import { parseJsonBody } from './json-body.ts';
-import type { Guard } from '../limits/guard.ts';
-import type { Metrics } from '../observability/metrics.ts';
 import { abortOnClientClose } from './client-abort.ts';
 import { sendOpenAIModels, wantsOpenAIShape } from './openai-models.ts';
 import { admit } from './guard-hooks.ts';
 import { relayRawBody, relayRawStream } from './raw-relay.ts';
+import type { RouteDeps } from './route-deps.ts';
 import { setServedModel } from './served-model.ts';
 import { pendingHeaders } from './sse-writer.ts';
 import { pickUpstreamHeaders, forwardedRequestHeaders, retriedHeader } from './passthrough-headers.ts';
-
-export interface AnthropicRoutesOptions {
-  config: Config;
-  upstream: UpstreamClient;
-  guard?: Guard | undefined;
-  metrics?: Metrics | undefined;
-}
 
 interface RawCall {
   method: 'GET' | 'POST';
@@ -59,7 +50,7 @@ function sendUpstreamError(reply: FastifyReply, answer: Extract<UpstreamAnswer, 
 }
 
 /** Calls the upstream and relays its answer unchanged: status, selected headers and body bytes. */
-async function passthrough(request: FastifyRequest, reply: FastifyReply, call: RawCall, deps: AnthropicRoutesOptions): Promise<void> {
+async function passthrough(request: FastifyRequest, reply: FastifyReply, call: RawCall, deps: RouteDeps): Promise<void> {
   const { record } = request;
   const signal = abortOnClientClose(reply.raw);
   await admit(deps.guard, request, reply, call.reserveTokens, signal, deps.metrics);
@@ -105,7 +96,7 @@ function readUsage(request: FastifyRequest, bytes: Buffer): void {
  * Anthropic-native routes: `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models[/{id}]`.
  * Registered in their own scope so that their bodies stay raw bytes.
  */
-export async function registerAnthropicRoutes(app: FastifyInstance, deps: AnthropicRoutesOptions): Promise<void> {
+export async function registerAnthropicRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
   await app.register((scope, _opts, done) => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, next) => {

@@ -1,30 +1,21 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Type } from 'typebox';
 import { MessageAccumulator } from '../anthropic/message-accumulator.ts';
-import type { StreamFailure } from '../anthropic/message-stream.ts';
 import type { Config } from '../config.ts';
-import type { Guard } from '../limits/guard.ts';
-import type { Metrics } from '../observability/metrics.ts';
 import { ConnectorError } from '../errors.ts';
 import { openAIErrorBody } from '../openai/error-body.ts';
 import { ChunkTranslator, messageToCompletion, type CompletionDefaults } from '../openai/from-anthropic.ts';
 import { ChatCompletionRequest } from '../openai/request-schema.ts';
 import { toAnthropic, type Problem } from '../openai/to-anthropic.ts';
-import type { UpstreamBody, UpstreamClient } from '../upstream/anthropic-client.ts';
+import type { UpstreamBody } from '../upstream/upstream-body.ts';
 import { fallbackChain, openWithFallbacks } from '../upstream/fallbacks.ts';
 import { mapUpstreamStatus } from '../upstream/map-status.ts';
 import { abortOnClientClose } from './client-abort.ts';
-import { pumpMessageStream, type PumpResult } from './message-pump.ts';
+import { brokenAnswer, pumpMessageStream, type PumpResult } from './message-pump.ts';
+import { errorResponses, type RouteDeps } from './route-deps.ts';
 import { admit } from './guard-hooks.ts';
 import { setServedModel } from './served-model.ts';
 import { pendingHeaders, SseBatch, sseHeaders } from './sse-writer.ts';
-
-export interface ChatCompletionsRouteOptions {
-  config: Config;
-  upstream: UpstreamClient;
-  guard?: Guard | undefined;
-  metrics?: Metrics | undefined;
-}
 
 const OpenAIError = Type.Object({
   error: Type.Object({
@@ -34,7 +25,6 @@ const OpenAIError = Type.Object({
     code: Type.String({ description: "The service's stable error type, e.g. rate_limit_error, upstream_timeout" }),
   }),
 });
-const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: OpenAIError } } });
 const STREAM_DESCRIPTION =
   'OpenAI-style SSE: `data: <chat.completion.chunk>` lines, then `data: [DONE]`. A failure after the first byte is one `data: {"error":{…}}` line and the stream ends without `[DONE]`.';
 
@@ -51,13 +41,7 @@ const schema = {
         'text/event-stream': { schema: { type: 'string', description: STREAM_DESCRIPTION } },
       },
     },
-    400: errorResponse('Invalid or unsupported request, or the upstream rejected it'),
-    413: errorResponse('Body larger than MAX_BODY_BYTES'),
-    415: errorResponse('Content-Type is not application/json'),
-    429: errorResponse('Upstream rate limit reached after retries (see Retry-After)'),
-    502: errorResponse('Upstream unreachable, or it rejected the service credentials'),
-    503: errorResponse('Upstream overloaded or failing after retries (see Retry-After)'),
-    504: errorResponse('Upstream silent past UPSTREAM_READ_TIMEOUT'),
+    ...errorResponses(OpenAIError, 'Invalid or unsupported request, or the upstream rejected it'),
   },
 };
 
@@ -81,12 +65,6 @@ function unsupported(problems: readonly Problem[]): ConnectorError {
 function noClientRetry(reply: FastifyReply, error: unknown): unknown {
   void reply.header('x-should-retry', 'false');
   return error;
-}
-
-/** A `"stream": false` answer broken mid-way: the same statuses as /llm/query. */
-function brokenAnswer(failure: StreamFailure): ConnectorError {
-  if (failure.type === 'upstream_timeout') return new ConnectorError('upstream_timeout', 504, failure.message);
-  return new ConnectorError('upstream_error', 502, failure.message);
 }
 
 /** The upstream answer that has begun, and what the translation decided. */
@@ -130,7 +108,7 @@ async function collect(reply: FastifyReply, answer: Answer, config: Config): Pro
   return result;
 }
 
-async function handle(request: FastifyRequest, reply: FastifyReply, { config, upstream, guard, metrics }: ChatCompletionsRouteOptions): Promise<void> {
+async function handle(request: FastifyRequest, reply: FastifyReply, { config, upstream, guard, metrics }: RouteDeps): Promise<void> {
   const translation = toAnthropic(request.body as ChatCompletionRequest, { model: config.defaultModel, maxTokens: config.defaultMaxTokens });
   if (!translation.ok) throw unsupported(translation.problems);
   const { body, includeUsage } = translation;
@@ -141,8 +119,9 @@ async function handle(request: FastifyRequest, reply: FastifyReply, { config, up
   const signal = abortOnClientClose(reply.raw);
   await admit(guard, request, reply, body.max_tokens, signal, metrics);
   // Always streamed upstream: the read timeout then measures silence, not the length of the answer.
-  const fallbacks = { models: fallbackChain(body.model, config.fallbackModels), bodyFor: (model: string) => JSON.stringify({ ...body, model, stream: true }) };
-  const opened = await openWithFallbacks(upstream, { method: 'POST', path: '/v1/messages', body: JSON.stringify({ ...body, stream: true }), signal }, record, fallbacks).catch(
+  const bodyFor = (model: string): string => JSON.stringify({ ...body, model, stream: true });
+  const fallbacks = { models: fallbackChain(body.model, config.fallbackModels), bodyFor };
+  const opened = await openWithFallbacks(upstream, { method: 'POST', path: '/v1/messages', body: bodyFor(body.model), signal }, record, fallbacks).catch(
     (error: unknown) => {
       throw noClientRetry(reply, error);
     },
@@ -156,6 +135,6 @@ async function handle(request: FastifyRequest, reply: FastifyReply, { config, up
   record.finish(result);
 }
 
-export function registerChatCompletionsRoute(app: FastifyInstance, options: ChatCompletionsRouteOptions): void {
+export function registerChatCompletionsRoute(app: FastifyInstance, options: RouteDeps): void {
   app.post('/v1/chat/completions', { schema, config: { errorShape: 'openai', guarded: true } }, (request, reply) => handle(request, reply, options));
 }

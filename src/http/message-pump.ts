@@ -1,7 +1,8 @@
 import { MessageStreamReader, type StreamFailure } from '../anthropic/message-stream.ts';
 import { SseDecoder, type SseEventHandler } from '../sse/decoder.ts';
-import type { UpstreamBody } from '../upstream/anthropic-client.ts';
+import type { UpstreamBody } from '../upstream/upstream-body.ts';
 import { classifyNetworkError } from '../upstream/anthropic-client.ts';
+import { ConnectorError } from '../errors.ts';
 
 export type PumpOutcome = 'completed' | 'failed' | 'client_closed';
 
@@ -33,7 +34,8 @@ export interface PumpResult {
   failure: StreamFailure | null;
 }
 
-const INCOMPLETE: StreamFailure = {
+/** The upstream stream ended before `message_stop`. */
+export const INCOMPLETE: StreamFailure = {
   type: 'stream_incomplete',
   message: 'The upstream stream ended before the answer was complete',
 };
@@ -83,13 +85,22 @@ export function pumpMessageStream(
           settle('client_closed', null);
           return;
         }
-        const mapped = classifyNetworkError(error, timeouts);
-        const type = mapped.type === 'upstream_timeout' ? 'upstream_timeout' : 'stream_incomplete';
-        const message = mapped.type === 'upstream_timeout' ? mapped.message : `${INCOMPLETE.message} (connection lost)`;
-        settle('failed', { type, message });
+        settle('failed', midStreamFailure(error, timeouts, `${INCOMPLETE.message} (connection lost)`));
       },
     });
   });
+}
+
+/** An upstream body that failed mid-stream: the read timeout, or else the connection lost (`lostMessage`). */
+export function midStreamFailure(error: unknown, timeouts: { connectTimeoutMs: number; readTimeoutMs: number }, lostMessage: string): StreamFailure {
+  const mapped = classifyNetworkError(error, timeouts);
+  return mapped.type === 'upstream_timeout' ? { type: 'upstream_timeout', message: mapped.message } : { type: 'stream_incomplete', message: lostMessage };
+}
+
+/** An answer with `"stream": false` broken mid-way: 504 when the upstream fell silent, else 502. */
+export function brokenAnswer(failure: StreamFailure): ConnectorError {
+  if (failure.type === 'upstream_timeout') return new ConnectorError('upstream_timeout', 504, failure.message);
+  return new ConnectorError('upstream_error', 502, failure.message);
 }
 
 /** The reader first, then `onEvent`, until either has found a failure. */

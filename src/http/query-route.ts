@@ -3,26 +3,16 @@ import { buildMessagesBody } from '../anthropic/build-request.ts';
 import type { Usage } from '../anthropic/message-stream.ts';
 import type { Config } from '../config.ts';
 import { ConnectorError, errorEnvelope } from '../errors.ts';
-import type { UpstreamBody, UpstreamClient } from '../upstream/anthropic-client.ts';
+import type { UpstreamBody } from '../upstream/upstream-body.ts';
 import { fallbackChain, openWithFallbacks } from '../upstream/fallbacks.ts';
 import { mapUpstreamStatus } from '../upstream/map-status.ts';
-import type { Guard } from '../limits/guard.ts';
-import type { Metrics } from '../observability/metrics.ts';
 import { abortOnClientClose } from './client-abort.ts';
 import { admit } from './guard-hooks.ts';
-import { pumpMessageStream, type PumpResult } from './message-pump.ts';
+import { brokenAnswer, pumpMessageStream, type PumpResult } from './message-pump.ts';
 import { setServedModel } from './served-model.ts';
+import { errorResponses, type RouteDeps } from './route-deps.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
 import { pendingHeaders, SseBatch, sseEvent, sseHeaders } from './sse-writer.ts';
-
-export interface QueryRouteOptions {
-  config: Config;
-  upstream: UpstreamClient;
-  guard?: Guard | undefined;
-  metrics?: Metrics | undefined;
-}
-
-const errorResponse = (description: string) => ({ description, content: { 'application/json': { schema: ErrorBody } } });
 
 const schema = {
   summary: 'Ask Claude; the answer streams back as Server-Sent Events',
@@ -40,13 +30,7 @@ const schema = {
         'application/json': { schema: QueryAnswer },
       },
     },
-    400: errorResponse('Invalid request, or the upstream rejected it'),
-    413: errorResponse('Body larger than MAX_BODY_BYTES'),
-    415: errorResponse('Content-Type is not application/json'),
-    429: errorResponse('Upstream rate limit reached after retries (see Retry-After)'),
-    502: errorResponse('Upstream unreachable, or it rejected the service credentials'),
-    503: errorResponse('Upstream overloaded or failing after retries (see Retry-After)'),
-    504: errorResponse('Upstream silent past UPSTREAM_READ_TIMEOUT'),
+    ...errorResponses(ErrorBody, 'Invalid request, or the upstream rejected it'),
   },
 };
 
@@ -99,13 +83,12 @@ async function collect(reply: FastifyReply, body: UpstreamBody, model: string, c
       .code(200)
       .send({ id: reply.request.id, model: reader.model ?? model, text: parts.join(''), stop_reason: reader.stopReason, usage: reader.usage });
   } else if (result.failure) {
-    const status = result.failure.type === 'upstream_timeout' ? 504 : 502;
-    throw new ConnectorError(result.failure.type === 'upstream_timeout' ? 'upstream_timeout' : 'upstream_error', status, result.failure.message);
+    throw brokenAnswer(result.failure);
   }
   return result;
 }
 
-export function registerQueryRoute(app: FastifyInstance, { config, upstream, guard, metrics }: QueryRouteOptions): void {
+export function registerQueryRoute(app: FastifyInstance, { config, upstream, guard, metrics }: RouteDeps): void {
   app.post('/llm/query', { schema, config: { guarded: true } }, async (request, reply) => {
     const input = request.body as QueryBody;
     if ((input.prompt === undefined) === (input.messages === undefined)) {

@@ -1,8 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import { MessageStreamReader, type StreamFailure } from '../anthropic/message-stream.ts';
 import { SseDecoder } from '../sse/decoder.ts';
-import { classifyNetworkError, type UpstreamBody } from '../upstream/anthropic-client.ts';
-import type { PumpOutcome } from './message-pump.ts';
+import type { UpstreamBody } from '../upstream/upstream-body.ts';
+import { INCOMPLETE, midStreamFailure, type PumpOutcome } from './message-pump.ts';
 import { anthropicErrorBody } from './error-shapes.ts';
 import { sseEvent } from './sse-writer.ts';
 
@@ -58,16 +58,14 @@ export function relayRawStream(
       end: () => {
         if (reader.completed) finish('completed', null, false);
         else if (reader.failure) finish('failed', reader.failure, false);
-        else finish('failed', { type: 'stream_incomplete', message: 'The upstream stream ended before the answer was complete' }, true);
+        else finish('failed', INCOMPLETE, true);
       },
       error: (error) => {
         if (res.destroyed) {
           resolve({ outcome: 'client_closed', failure: null, reader });
           return;
         }
-        const mapped = classifyNetworkError(error, timeouts);
-        const timedOut = mapped.type === 'upstream_timeout';
-        finish('failed', { type: timedOut ? 'upstream_timeout' : 'stream_incomplete', message: timedOut ? mapped.message : 'The upstream connection was lost mid-stream' }, true);
+        finish('failed', midStreamFailure(error, timeouts, 'The upstream connection was lost mid-stream'), true);
       },
     });
   });

@@ -18,7 +18,7 @@ export function sseEvent(name: string, json: string): string {
   return `event: ${name}\ndata: ${json}\n\n`;
 }
 
-export const KEEP_ALIVE_COMMENT = ': keep-alive\n\n';
+const KEEP_ALIVE_COMMENT = ': keep-alive\n\n';
 
 /**
  * Headers already set on the reply (request id, rate limits, CORS). After `reply.hijack()` Fastify

@@ -5,8 +5,6 @@ import { ConnectorError, clientClosed } from '../errors.ts';
 import { retryDelayMs, shouldRetryStatus, type HeaderBag } from './retry.ts';
 import { UpstreamBody } from './upstream-body.ts';
 
-export { UpstreamBody } from './upstream-body.ts';
-
 export const ANTHROPIC_VERSION = '2023-06-01';
 
 /** What the upstream client needs of the configuration. */

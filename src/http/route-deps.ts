@@ -1,0 +1,30 @@
+import type { TSchema } from 'typebox';
+import type { Config } from '../config.ts';
+import type { Guard } from '../limits/guard.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { UpstreamClient } from '../upstream/anthropic-client.ts';
+
+/** What every answering route needs. */
+export interface RouteDeps {
+  config: Config;
+  upstream: UpstreamClient;
+  guard?: Guard | undefined;
+  metrics?: Metrics | undefined;
+}
+
+/**
+ * The OpenAPI error answers shared by the answering routes, with the route's own error schema;
+ * `invalid` describes its 400.
+ */
+export function errorResponses(schema: TSchema, invalid: string) {
+  const response = (description: string) => ({ description, content: { 'application/json': { schema } } });
+  return {
+    400: response(invalid),
+    413: response('Body larger than MAX_BODY_BYTES'),
+    415: response('Content-Type is not application/json'),
+    429: response('Upstream rate limit reached after retries (see Retry-After)'),
+    502: response('Upstream unreachable, or it rejected the service credentials'),
+    503: response('Upstream overloaded or failing after retries (see Retry-After)'),
+    504: response('Upstream silent past UPSTREAM_READ_TIMEOUT'),
+  };
+}
