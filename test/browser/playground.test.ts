@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startHarness, type Harness } from '../helpers/harness.ts';
+import { within } from '../helpers/wait.ts';
 
 /** Debian's Chromium: browser downloads are not possible here. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -48,20 +49,6 @@ const RECORD_ANSWER_STATES = `(() => {
 
 function words(text: string): string[] {
   return text.match(/\s*\S+\s*/g) ?? [];
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`timed out after ${ms} ms waiting for ${what}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 describe('playground in headless Chromium', { skip }, () => {

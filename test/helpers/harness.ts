@@ -66,6 +66,20 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   };
 }
 
+/** The `request` log lines written so far, parsed, in order. */
+export function requestLogs(h: Pick<Harness, 'logs'>): Record<string, unknown>[] {
+  return h.logs
+    .flatMap((chunk) => chunk.split('\n'))
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.msg === 'request');
+}
+
+/** The last `request` log line, if one was written yet. */
+export function lastRequestLog(h: Pick<Harness, 'logs'>): Record<string, unknown> | undefined {
+  return requestLogs(h).at(-1);
+}
+
 export interface SseMessage {
   event: string;
   data: unknown;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FakeScenario, RecordedRequest } from '../../src/mock/fake-upstream.ts';
-import { deltaText, parseSse, query, startHarness, type Harness } from '../helpers/harness.ts';
+import { deltaText, lastRequestLog, parseSse, query, startHarness, type Harness } from '../helpers/harness.ts';
 import { metricValue, scrapeMetrics } from '../helpers/routes.ts';
 
 const overloaded: FakeScenario = { kind: 'error', status: 529, retryAfterMs: '10' };
@@ -25,7 +25,7 @@ function modelsAsked(h: Harness): string[] {
 /** The request's log line, once the response has closed. */
 async function logLine(h: Harness): Promise<Record<string, unknown>> {
   for (let i = 0; i < 200; i++) {
-    const line = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).findLast((l) => l.msg === 'request');
+    const line = lastRequestLog(h);
     if (line) return line;
     await sleep(10);
   }

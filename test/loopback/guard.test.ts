@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FakeScenario } from '../../src/mock/fake-upstream.ts';
-import { SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
+import { requestLogs, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
 import {
   ROUTES,
   apiKey,
@@ -44,15 +44,6 @@ async function closeHarness(h: Harness): Promise<void> {
 
 function metrics(h: Harness): Promise<MetricFamilies> {
   return scrapeMetrics(h.url);
-}
-
-/** The one `request` log line of each finished request, parsed. */
-function requestLogs(h: Harness): Record<string, unknown>[] {
-  return h.logs
-    .flatMap((chunk) => chunk.split('\n'))
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as Record<string, unknown>)
-    .filter((line) => line.msg === 'request');
 }
 
 /**

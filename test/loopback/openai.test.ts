@@ -3,8 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
-import type { RecordedRequest } from '../../src/mock/fake-upstream.ts';
-import { SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
+import { lastRequestLog, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
+import { closedWithin } from '../helpers/wait.ts';
 
 const MODEL = 'claude-sonnet-5';
 const HI: ChatCompletionMessageParam[] = [{ role: 'user', content: 'Hi' }];
@@ -29,15 +29,6 @@ function upstreamJson(h: Harness, n = 0): Record<string, unknown> {
   const request = h.fake.requests[n];
   assert.ok(request, `upstream request ${n} missing`);
   return request.json as Record<string, unknown>;
-}
-
-async function closedWithin(req: RecordedRequest | undefined, ms: number): Promise<void> {
-  assert.ok(req, 'the upstream never saw the request');
-  const timeout = sleep(ms).then(() => {
-    throw new Error(`upstream request still open after ${ms} ms`);
-  });
-  await Promise.race([req.closed, timeout]);
-  assert.equal(req.closedEarly, true);
 }
 
 const WEATHER_TOOL: ChatCompletionTool = {
@@ -94,7 +85,7 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
       metadata: { user_id: 'u-1' },
     });
     await sleep(10);
-    const line = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).findLast((l) => l.msg === 'request');
+    const line = lastRequestLog(h);
     assert.ok(line);
     assert.equal(line.route, '/v1/chat/completions');
     assert.equal(line.model, MODEL);

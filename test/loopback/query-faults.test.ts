@@ -1,21 +1,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import type { RecordedRequest } from '../../src/mock/fake-upstream.ts';
-import { deltaText, parseSse, query, startHarness, type Harness } from '../helpers/harness.ts';
-
-function logLine(h: Harness): Record<string, unknown> | undefined {
-  return h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).findLast((l) => l.msg === 'request');
-}
-
-async function closedWithin(req: RecordedRequest | undefined, ms: number): Promise<void> {
-  assert.ok(req, 'the upstream never saw the request');
-  const timeout = sleep(ms).then(() => {
-    throw new Error(`upstream request still open after ${ms} ms`);
-  });
-  await Promise.race([req.closed, timeout]);
-  assert.equal(req.closedEarly, true);
-}
+import { deltaText, lastRequestLog, parseSse, query, startHarness, type Harness } from '../helpers/harness.ts';
+import { closedWithin } from '../helpers/wait.ts';
 
 describe('retries before the first byte', () => {
   let h: Harness;
@@ -38,7 +25,7 @@ describe('retries before the first byte', () => {
     assert.ok((at[1] ?? 0) - (at[0] ?? 0) >= 190, `first wait ${(at[1] ?? 0) - (at[0] ?? 0)} ms`);
     assert.ok((at[2] ?? 0) - (at[1] ?? 0) >= 290, `second wait ${(at[2] ?? 0) - (at[1] ?? 0)} ms`);
     await sleep(10);
-    assert.equal(logLine(h)?.attempts, 3);
+    assert.equal(lastRequestLog(h)?.attempts, 3);
   });
 
   it('gives up after MAX_RETRIES retries with the honest status', async () => {

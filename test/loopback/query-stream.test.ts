@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { deltaText, parseSse, query, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
+import { deltaText, parseSse, query, requestLogs, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
 
 describe('POST /llm/query streaming', () => {
   let h: Harness;
@@ -154,7 +154,7 @@ describe('POST /llm/query streaming', () => {
     const res = await query(h.url, { prompt: 'my secret prompt text' });
     await res.text();
     await new Promise((r) => setTimeout(r, 20));
-    const lines = h.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'request');
+    const lines = requestLogs(h);
     assert.equal(lines.length, 1);
     const line = lines[0];
     assert.ok(line);

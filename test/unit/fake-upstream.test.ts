@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { startFakeUpstream } from '../../src/mock/fake-upstream.ts';
 import type { FakeUpstream, RecordedRequest } from '../../src/mock/fake-upstream.ts';
+import { within } from '../helpers/wait.ts';
 
 interface SseEvent {
   event: string;
@@ -55,20 +56,6 @@ function deltaField(e: SseEvent, field: string): unknown {
 
 function names(events: SseEvent[]): string[] {
   return events.map((e) => e.event);
-}
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(new Error(`timed out: ${what}`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 async function readUntil(res: Response, done: (text: string) => boolean): Promise<string> {
