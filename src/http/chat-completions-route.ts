@@ -15,7 +15,7 @@ import { brokenAnswer, pumpMessageStream, type PumpResult } from './message-pump
 import { errorResponses, type RouteDeps } from './route-deps.ts';
 import { admit } from './guard-hooks.ts';
 import { setServedModel } from './served-model.ts';
-import { pendingHeaders, SseBatch, sseHeaders } from './sse-writer.ts';
+import { pendingHeaders, SSE_HEADERS, SseBatch } from './sse-writer.ts';
 
 const OpenAIError = Type.Object({
   error: Type.Object({
@@ -72,8 +72,6 @@ interface Answer {
   body: UpstreamBody;
   defaults: CompletionDefaults;
   includeUsage: boolean;
-  /** Extra response headers (`x-ignored-fields`). */
-  headers: Record<string, string>;
 }
 
 /** Streams chunks as the upstream answer arrives; the status (200) was decided when it began. */
@@ -81,7 +79,7 @@ async function relay(reply: FastifyReply, answer: Answer, config: Config): Promi
   const { request } = reply;
   reply.hijack();
   const res = reply.raw;
-  res.writeHead(200, { ...pendingHeaders(reply), ...sseHeaders(request.id), ...answer.headers });
+  res.writeHead(200, { ...pendingHeaders(reply), ...SSE_HEADERS });
   request.record.markStreaming();
   const batch = new SseBatch(res, config.keepAliveIntervalMs);
   const translator = new ChunkTranslator(
@@ -112,8 +110,7 @@ async function handle(request: FastifyRequest, reply: FastifyReply, { config, up
   const translation = toAnthropic(request.body as ChatCompletionRequest, { model: config.defaultModel, maxTokens: config.defaultMaxTokens });
   if (!translation.ok) throw unsupported(translation.problems);
   const { body, includeUsage } = translation;
-  const headers = ignoredFieldsHeader(translation.ignored);
-  void reply.headers(headers);
+  void reply.headers(ignoredFieldsHeader(translation.ignored));
   const { record } = request;
   record.model = body.model;
   const signal = abortOnClientClose(reply.raw);
@@ -130,7 +127,7 @@ async function handle(request: FastifyRequest, reply: FastifyReply, { config, up
   const served = record.model; // the requested model, or the fallback that answered
   setServedModel(reply, served);
   const defaults = { id: `chatcmpl-${request.id}`, model: served, created: Math.floor(Date.now() / 1000) };
-  const answer: Answer = { body: opened.body, defaults, includeUsage, headers };
+  const answer: Answer = { body: opened.body, defaults, includeUsage };
   const result = body.stream ? await relay(reply, answer, config) : await collect(reply, answer, config);
   record.finish(result);
 }

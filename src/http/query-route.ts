@@ -12,7 +12,7 @@ import { brokenAnswer, pumpMessageStream, type PumpResult } from './message-pump
 import { setServedModel } from './served-model.ts';
 import { errorResponses, type RouteDeps } from './route-deps.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
-import { pendingHeaders, SseBatch, sseEvent, sseHeaders } from './sse-writer.ts';
+import { pendingHeaders, SSE_HEADERS, SseBatch, sseEvent } from './sse-writer.ts';
 
 const schema = {
   summary: 'Ask Claude; the answer streams back as Server-Sent Events',
@@ -43,7 +43,7 @@ async function relay(request: FastifyRequest, reply: FastifyReply, body: Upstrea
   reply.hijack();
   const res = reply.raw;
   // After hijack, headers set on the reply (rate limits, CORS) are only sent if written here.
-  res.writeHead(200, { ...pendingHeaders(reply), ...sseHeaders(request.id) });
+  res.writeHead(200, { ...pendingHeaders(reply), ...SSE_HEADERS });
   request.record.markStreaming();
   // The head and `start` go out with the first upstream chunk (message_start, sent with the upstream's headers).
   const batch = new SseBatch(res, config.keepAliveIntervalMs, sseEvent('start', JSON.stringify({ id: request.id, model })));

@@ -3,15 +3,15 @@ import type { Socket } from 'node:net';
 import type { FastifyReply } from 'fastify';
 import type { PumpHooks } from './message-pump.ts';
 
-/** Headers of every SSE answer. No `Connection` header: Node must honour a client's `Connection: close`. */
-export function sseHeaders(requestId: string): Record<string, string> {
-  return {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    'x-accel-buffering': 'no',
-    'x-request-id': requestId,
-  };
-}
+/**
+ * Headers of every SSE answer, beside those already set on the reply (`pendingHeaders`: the request
+ * id and the rest). No `Connection` header: Node must honour a client's `Connection: close`.
+ */
+export const SSE_HEADERS: Readonly<Record<string, string>> = {
+  'content-type': 'text/event-stream; charset=utf-8',
+  'cache-control': 'no-cache, no-transform',
+  'x-accel-buffering': 'no',
+};
 
 /** One SSE event whose data is already JSON. */
 export function sseEvent(name: string, json: string): string {
