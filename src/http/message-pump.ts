@@ -1,7 +1,7 @@
 import { MessageStreamReader, type StreamFailure } from '../anthropic/message-stream.ts';
 import { SseDecoder, type SseEventHandler } from '../sse/decoder.ts';
 import type { UpstreamBody } from '../upstream/upstream-body.ts';
-import { classifyNetworkError } from '../upstream/anthropic-client.ts';
+import { classifyNetworkError, type UpstreamTimeouts } from '../upstream/anthropic-client.ts';
 import { ConnectorError } from '../errors.ts';
 
 export type PumpOutcome = 'completed' | 'failed' | 'client_closed';
@@ -41,20 +41,17 @@ export const INCOMPLETE: StreamFailure = {
 };
 
 /**
- * Reads an upstream Messages SSE body to its end, handing text deltas to `hooks.onText` as each
+ * Reads an upstream Messages SSE body to its end, handing text deltas to `hooks.onTextLiteral` as each
  * chunk arrives. Resolves as soon as `message_stop` is seen (the rest of the body is drained so the
  * connection returns to the pool) or on the first failure (the body is then destroyed).
  */
 export function pumpMessageStream(
   body: UpstreamBody,
   hooks: PumpHooks,
-  timeouts: { connectTimeoutMs: number; readTimeoutMs: number },
+  timeouts: UpstreamTimeouts,
 ): Promise<PumpResult> {
   const reader = new MessageStreamReader(hooks.onTextLiteral);
   const decoder = new SseDecoder(hooks.onEvent ? alongside(reader, hooks.onEvent) : reader.onEvent);
-  const resume = (): void => {
-    body.resume();
-  };
   return new Promise((resolve) => {
     let settled = false;
     const settle = (outcome: PumpOutcome, failure: StreamFailure | null): void => {
@@ -75,7 +72,7 @@ export function pumpMessageStream(
         // At the end, what this chunk produced is left to the caller's final write.
         if (reader.failure) settle('failed', reader.failure);
         else if (reader.completed) settle('completed', null);
-        else if (hooks.afterChunk?.(resume) === false) body.pause();
+        else if (hooks.afterChunk?.(body.resume) === false) body.pause();
       },
       end: () => {
         settle(hooks.clientGone() ? 'client_closed' : 'failed', INCOMPLETE);
@@ -92,7 +89,7 @@ export function pumpMessageStream(
 }
 
 /** An upstream body that failed mid-stream: the read timeout, or else the connection lost (`lostMessage`). */
-export function midStreamFailure(error: unknown, timeouts: { connectTimeoutMs: number; readTimeoutMs: number }, lostMessage: string): StreamFailure {
+export function midStreamFailure(error: unknown, timeouts: UpstreamTimeouts, lostMessage: string): StreamFailure {
   const mapped = classifyNetworkError(error, timeouts);
   return mapped.type === 'upstream_timeout' ? { type: 'upstream_timeout', message: mapped.message } : { type: 'stream_incomplete', message: lostMessage };
 }

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { MessageStreamReader, type StreamFailure } from '../anthropic/message-stream.ts';
 import { SseDecoder } from '../sse/decoder.ts';
+import type { UpstreamTimeouts } from '../upstream/anthropic-client.ts';
 import type { UpstreamBody } from '../upstream/upstream-body.ts';
 import { INCOMPLETE, midStreamFailure, type PumpOutcome } from './message-pump.ts';
 import { anthropicErrorBody } from './error-shapes.ts';
@@ -22,14 +23,11 @@ export function relayRawStream(
   body: UpstreamBody,
   res: ServerResponse,
   requestId: string,
-  timeouts: { connectTimeoutMs: number; readTimeoutMs: number },
+  timeouts: UpstreamTimeouts,
 ): Promise<RawRelayResult> {
   const reader = new MessageStreamReader(null);
   const tap = new SseDecoder(reader.onEvent);
   let tapBroken = false;
-  const resume = (): void => {
-    body.resume();
-  };
   return new Promise((resolve) => {
     const finish = (outcome: PumpOutcome, failure: StreamFailure | null, append: boolean): void => {
       if (append && failure && !res.destroyed) {
@@ -52,7 +50,7 @@ export function relayRawStream(
         }
         if (!res.write(chunk)) {
           body.pause();
-          res.once('drain', resume);
+          res.once('drain', body.resume);
         }
       },
       end: () => {
@@ -74,16 +72,13 @@ export function relayRawStream(
 /** Relays a whole (non-streamed) upstream body byte for byte, keeping the chunks to read usage at the end. */
 export function relayRawBody(body: UpstreamBody, res: ServerResponse): Promise<{ outcome: PumpOutcome; bytes: Buffer | null }> {
   const chunks: Buffer[] = [];
-  const resume = (): void => {
-    body.resume();
-  };
   return new Promise((resolve) => {
     body.pipeTo({
       data: (chunk) => {
         chunks.push(chunk);
         if (!res.write(chunk)) {
           body.pause();
-          res.once('drain', resume);
+          res.once('drain', body.resume);
         }
       },
       end: () => {

@@ -13,6 +13,9 @@ export type UpstreamOptions = Pick<
   'upstreamOrigin' | 'upstreamPathPrefix' | 'anthropicApiKey' | 'maxRetries' | 'connectTimeoutMs' | 'readTimeoutMs'
 >;
 
+/** The timeouts, which error messages name. */
+export type UpstreamTimeouts = Pick<UpstreamOptions, 'connectTimeoutMs' | 'readTimeoutMs'>;
+
 export interface UpstreamRequest {
   method: 'GET' | 'POST';
   /** Path from `/v1`, e.g. `/v1/messages`. */
@@ -46,7 +49,7 @@ export interface UpstreamClient {
 const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** Turns an undici/network error into the service's error; `null` when the client aborted. */
-export function classifyNetworkError(error: unknown, options: Pick<UpstreamOptions, 'connectTimeoutMs' | 'readTimeoutMs'>): ConnectorError {
+export function classifyNetworkError(error: unknown, options: UpstreamTimeouts): ConnectorError {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && TIMEOUT_CODES.has(code)) {
     return new ConnectorError('upstream_timeout', 504, `Upstream was silent for ${options.readTimeoutMs / 1000} s`, { cause: error });

@@ -53,9 +53,10 @@ export class UpstreamBody {
     this.controller.pause();
   }
 
-  resume(): void {
+  /** Bound, so that it can be handed to a `drain` listener as it is. */
+  readonly resume = (): void => {
     this.controller.resume();
-  }
+  };
 
   /** Reads nothing more but lets the body finish, so that the connection goes back to the pool. */
   discardRest(): void {
