@@ -1,4 +1,5 @@
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import {
   DEFAULT_LEASE_TTL_MS,
   DAY_MS,
@@ -37,6 +38,14 @@ const ADMISSION_MARKER_TTL_MS = 60_000;
 const OK: StoreOutcome = { ok: true };
 
 /**
+ * ioredis is loaded the first time a store is made, not at start: most deployments without
+ * REDIS_URL never need it, and loading it costs several MiB of RSS.
+ */
+function loadRedis(): typeof Redis {
+  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
+}
+
+/**
  * Limits shared by every replica through one Redis. Each admission, settlement and renewal is one
  * Lua script, so replicas enforce one limit exactly. A call never throws and never waits longer
  * than the command timeout (plus one round trip to reload the scripts after a Redis restart): it
@@ -51,7 +60,7 @@ export class RedisLimitStore implements LimitStore {
   constructor(options: RedisStoreOptions) {
     this.leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#prefix = options.prefix ?? 'llmc:';
-    this.#redis = new Redis(options.url, {
+    this.#redis = new (loadRedis())(options.url, {
       commandTimeout: options.commandTimeoutMs ?? 200,
       connectTimeout: 2_000,
       // Fail fast while disconnected instead of queueing requests behind a dead connection…
