@@ -54,6 +54,7 @@ import {
   LOAD_CORE,
   serviceVersion,
   startBaseline,
+  startFloor,
   startConnector,
   startFake,
   TARGET_CORE,
@@ -138,7 +139,10 @@ async function startTargets(
     fakeUrl: ctx.fakeUrl,
     targetCore: hasTaskset ? TARGET_CORE : undefined,
     logLevel: opts.logLevel,
-    connectorNodeArgs: [...opts.nodeArgs, ...(opts.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.profileDir])],
+    connectorNodeArgs: [
+      ...opts.nodeArgs,
+      ...(opts.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', opts.profileDir]),
+    ],
     scriptsDir: ctx.scriptsDir,
   };
   const wanted = (name: string): boolean =>
@@ -146,6 +150,7 @@ async function startTargets(
   const all: (Target | Skipped)[] = [ctx.fake];
   if (wanted('connector') || wanted('connector-passthrough')) all.push(...(await startConnector(launch)));
   if (wanted('baseline')) all.push(await startBaseline(launch));
+  if (wanted('floor')) all.push(await startFloor(launch));
   const external = [
     ['portkey', startPortkey],
     ['claude-code-router', startCcr],
@@ -265,7 +270,11 @@ function profileSummaries(dir: string, since: number): string[] {
 /** `latest` only for a complete default full run; narrowed runs never overwrite it. */
 function resultName(opts: Options): string {
   if (opts.quick) return 'quick';
-  const narrowed = opts.only !== undefined || opts.scenarios !== undefined || opts.profileDir !== undefined || opts.nodeArgs.length > 0;
+  const narrowed =
+    opts.only !== undefined ||
+    opts.scenarios !== undefined ||
+    opts.profileDir !== undefined ||
+    opts.nodeArgs.length > 0;
   return narrowed || opts.rounds !== 3 || !opts.gateways ? 'partial' : 'latest';
 }
 
@@ -332,6 +341,9 @@ async function main(): Promise<number> {
       );
   await sleep(ctx.settleMs);
   const endRss = new Map(targets.map((t) => [t.name, treeRssMiB(t.pid)]));
+  const connector = targets.find((t) => t.name === 'connector');
+  const memory = connector === undefined ? null : await memoryBreakdown(connector.endpoint.origin);
+  if (memory !== null) log(`connector memory at the end (MiB): ${memoryLine(memory)}`);
   await stopAll();
   const profiles = opts.profileDir === undefined ? [] : profileSummaries(opts.profileDir, t0);
 
@@ -378,6 +390,7 @@ async function main(): Promise<number> {
     checks,
     notes,
     fakeCheck: fakeCheckResult,
+    connectorMemoryMiB: memory,
     profiles,
     results: res.summary(scenarios, names),
     runs: records,
@@ -400,6 +413,34 @@ async function main(): Promise<number> {
   }
   log('done');
   return 0;
+}
+
+/**
+ * What the connector's RSS is made of at the end, from its own /metrics (prom-client's default
+ * process metrics): V8 heap (used and reserved, per space), external memory and array buffers.
+ */
+async function memoryBreakdown(origin: string): Promise<Record<string, number> | null> {
+  try {
+    const text = await (await fetch(`${origin}/metrics`)).text();
+    const out: Record<string, number> = {};
+    const pick =
+      /^(?:llmc_)?(process_resident_memory_bytes|nodejs_heap_size_(?:used|total)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_(?:used|total)_bytes\{space="(\w+)"\}) (\S+)$/gm;
+    for (const m of text.matchAll(pick)) {
+      const name = (m[1] ?? '').replace(/\{.*/, '') + (m[2] === undefined ? '' : `.${m[2]}`);
+      out[name.replace(/^(process_|nodejs_)/, '').replace(/_bytes/, '')] = round(Number(m[3]) / 2 ** 20, 1);
+    }
+    return Object.keys(out).length > 0 ? out : null;
+  } catch {
+    return null;
+  }
+}
+
+function memoryLine(memory: Record<string, number>): string {
+  const keys = ['resident_memory', 'heap_size_total', 'heap_size_used', 'external_memory'];
+  const spaces = Object.entries(memory)
+    .filter(([k, v]) => k.startsWith('heap_space_size_total.') && v >= 1)
+    .map(([k, v]) => `${k.slice('heap_space_size_total.'.length)} ${v}`);
+  return [...keys.map((k) => `${k} ${memory[k] ?? '?'}`), `spaces: ${spaces.join(', ')}`].join(', ');
 }
 
 main().then(
