@@ -190,6 +190,16 @@ export function serviceVersion(): { version: string; commit: string; dirty: bool
   };
 }
 
+/** The Node flags `npm start` passes (package.json), so that the connector runs as its users run it. */
+export function startScriptNodeArgs(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    scripts?: Record<string, string>;
+  };
+  const words = (pkg.scripts?.start ?? '').split(/\s+/);
+  const end = words.indexOf('dist/server.js');
+  return words.slice(words.indexOf('node') + 1, end === -1 ? 0 : end).filter((word) => word.startsWith('--'));
+}
+
 /** The connector, plus its /v1/messages passthrough when that route answers. */
 export async function startConnector(ctx: LaunchContext): Promise<(Target | Skipped)[]> {
   const port = await freePort();
@@ -201,12 +211,13 @@ export async function startConnector(ctx: LaunchContext): Promise<(Target | Skip
     HOST: '127.0.0.1',
     LOG_LEVEL: ctx.logLevel,
   };
-  const args = [...ctx.connectorNodeArgs, join(ROOT, 'dist/server.js')];
+  const startArgs = startScriptNodeArgs();
+  const args = [...startArgs, ...ctx.connectorNodeArgs, join(ROOT, 'dist/server.js')];
   const child = node('connector', ctx.targetCore, args, env);
   const { version, commit, dirty } = serviceVersion();
   const info = {
     version: `${version} @ ${commit.slice(0, 12)}${dirty ? ' (uncommitted changes)' : ''}`,
-    notes: [`LOG_LEVEL=${ctx.logLevel}`],
+    notes: [`LOG_LEVEL=${ctx.logLevel}`, `node flags as in npm start: ${startArgs.join(' ') || 'none'}`],
   };
   const query = await launch(
     'connector',
@@ -231,17 +242,18 @@ export async function startConnector(ctx: LaunchContext): Promise<(Target | Skip
   return [query, { ...query, name: 'connector-passthrough', endpoint: passthrough }];
 }
 
+/** The installed version of one of the service's dependencies. */
+function dependencyVersion(name: string): string {
+  return (
+    JSON.parse(readFileSync(join(ROOT, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }
+  ).version;
+}
+
 export async function startBaseline(ctx: LaunchContext): Promise<Target | Skipped> {
   const port = await freePort();
   const child = node('baseline', ctx.targetCore, [join(ctx.scriptsDir, 'baseline-relay.js'), String(port)], {
     UPSTREAM_URL: ctx.fakeUrl,
   });
-  const fastify = (
-    JSON.parse(readFileSync(join(ROOT, 'node_modules/fastify/package.json'), 'utf8')) as { version: string }
-  ).version;
-  const undici = (
-    JSON.parse(readFileSync(join(ROOT, 'node_modules/undici/package.json'), 'utf8')) as { version: string }
-  ).version;
   const endpoint = {
     origin: `http://127.0.0.1:${port}`,
     path: '/llm/query',
@@ -249,7 +261,25 @@ export async function startBaseline(ctx: LaunchContext): Promise<Target | Skippe
     protocol: 'query' as const,
   };
   return launch('baseline', child, endpoint, {
-    version: `fastify ${fastify} + undici ${undici}`,
+    version: `fastify ${dependencyVersion('fastify')} + undici ${dependencyVersion('undici')}`,
     notes: ['bench/baseline-relay.ts, no logging'],
+  });
+}
+
+/** The floor: node:http + undici passing the upstream's bytes through unchanged (bench/floor-relay.ts). */
+export async function startFloor(ctx: LaunchContext): Promise<Target | Skipped> {
+  const port = await freePort();
+  const child = node('floor', ctx.targetCore, [join(ctx.scriptsDir, 'floor-relay.js'), String(port)], {
+    UPSTREAM_URL: ctx.fakeUrl,
+  });
+  const endpoint = {
+    origin: `http://127.0.0.1:${port}`,
+    path: '/v1/messages',
+    headers: ANTHROPIC_HEADERS,
+    protocol: 'anthropic' as const,
+  };
+  return launch('floor', child, endpoint, {
+    version: `node:http + undici ${dependencyVersion('undici')}`,
+    notes: ['bench/floor-relay.ts: bytes passed through, nothing checked or logged'],
   });
 }
