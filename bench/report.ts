@@ -328,7 +328,7 @@ export function connectorChecks(res: Results, soakId: string, endRssMiB: number)
   const mid = res.stat(soakId, c, get('rssMidMiB')).median;
   const end = res.stat(soakId, c, get('rssEndMiB')).median;
   add(
-    'RSS flat over the soak (end <= mid + 10 %)',
+    'RSS flat over the soak (median of the last third <= middle third + 10 %)',
     end,
     end <= mid * 1.1,
     `start ${num(start, 1)}, mid ${num(mid, 1)}, end ${num(end, 1)} MiB`,

@@ -287,6 +287,13 @@ async function runStorm(s: Scenario, ask: Ask, _target: Target, ctx: RunContext)
   return { metrics, errorSamples: held.errorSamples };
 }
 
+/** The samples cut into three consecutive parts of (nearly) equal length. */
+function thirds(values: number[]): [number[], number[], number[]] {
+  const a = Math.round(values.length / 3);
+  const b = Math.round((2 * values.length) / 3);
+  return [values.slice(0, a), values.slice(a, b), values.slice(b)];
+}
+
 async function runSoak(s: Scenario, ask: Ask, target: Target, ctx: RunContext): Promise<RunOutput> {
   await sleep(ctx.settleMs);
   const fdsBefore = treeFds(target.pid);
@@ -301,11 +308,14 @@ async function runSoak(s: Scenario, ask: Ask, target: Target, ctx: RunContext): 
   rss.push(treeRssMiB(target.pid));
   await sleep(ctx.settleMs);
   const upstream = await fakeStats(ctx.fakeUrl, ask.run);
+  // V8's heap grows and is collected in a sawtooth, so one sample can land on a peak or a trough:
+  // start, middle and end are the medians of the first, middle and last third of the samples.
+  const [first, middle, last] = thirds(rss.slice(1));
   const metrics = {
     ...out.metrics,
-    rssStartMiB: rss[Math.min(1, rss.length - 1)] ?? NaN,
-    rssMidMiB: rss[Math.floor(rss.length / 2)] ?? NaN,
-    rssEndMiB: rss[rss.length - 1] ?? NaN,
+    rssStartMiB: percentile(first, 50),
+    rssMidMiB: percentile(middle, 50),
+    rssEndMiB: percentile(last, 50),
     rssMaxMiB: Math.max(...rss),
     fdsBefore,
     fdsAfter: treeFds(target.pid),
