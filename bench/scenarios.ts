@@ -287,8 +287,9 @@ async function runStorm(s: Scenario, ask: Ask, _target: Target, ctx: RunContext)
   return { metrics, errorSamples: held.errorSamples };
 }
 
-/** The samples cut into three consecutive parts of (nearly) equal length. */
+/** The samples cut into three consecutive parts of (nearly) equal length; all of them each when too few. */
 function thirds(values: number[]): [number[], number[], number[]] {
+  if (values.length < 3) return [values, values, values];
   const a = Math.round(values.length / 3);
   const b = Math.round((2 * values.length) / 3);
   return [values.slice(0, a), values.slice(a, b), values.slice(b)];

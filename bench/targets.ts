@@ -249,37 +249,44 @@ function dependencyVersion(name: string): string {
   ).version;
 }
 
-export async function startBaseline(ctx: LaunchContext): Promise<Target | Skipped> {
+/** One of the benchmark's own relays (bench/<script>.ts), pointed at the fake upstream. */
+async function startOwnRelay(
+  ctx: LaunchContext,
+  name: string,
+  script: string,
+  route: Pick<Endpoint, 'path' | 'headers' | 'protocol'>,
+  info: { version: string; notes: string[] },
+): Promise<Target | Skipped> {
   const port = await freePort();
-  const child = node('baseline', ctx.targetCore, [join(ctx.scriptsDir, 'baseline-relay.js'), String(port)], {
+  const child = node(name, ctx.targetCore, [join(ctx.scriptsDir, `${script}.js`), String(port)], {
     UPSTREAM_URL: ctx.fakeUrl,
   });
-  const endpoint = {
-    origin: `http://127.0.0.1:${port}`,
-    path: '/llm/query',
-    headers: {},
-    protocol: 'query' as const,
-  };
-  return launch('baseline', child, endpoint, {
-    version: `fastify ${dependencyVersion('fastify')} + undici ${dependencyVersion('undici')}`,
-    notes: ['bench/baseline-relay.ts, no logging'],
-  });
+  return launch(name, child, { origin: `http://127.0.0.1:${port}`, ...route }, info);
+}
+
+export function startBaseline(ctx: LaunchContext): Promise<Target | Skipped> {
+  return startOwnRelay(
+    ctx,
+    'baseline',
+    'baseline-relay',
+    { path: '/llm/query', headers: {}, protocol: 'query' },
+    {
+      version: `fastify ${dependencyVersion('fastify')} + undici ${dependencyVersion('undici')}`,
+      notes: ['bench/baseline-relay.ts, no logging'],
+    },
+  );
 }
 
 /** The floor: node:http + undici passing the upstream's bytes through unchanged (bench/floor-relay.ts). */
-export async function startFloor(ctx: LaunchContext): Promise<Target | Skipped> {
-  const port = await freePort();
-  const child = node('floor', ctx.targetCore, [join(ctx.scriptsDir, 'floor-relay.js'), String(port)], {
-    UPSTREAM_URL: ctx.fakeUrl,
-  });
-  const endpoint = {
-    origin: `http://127.0.0.1:${port}`,
-    path: '/v1/messages',
-    headers: ANTHROPIC_HEADERS,
-    protocol: 'anthropic' as const,
-  };
-  return launch('floor', child, endpoint, {
-    version: `node:http + undici ${dependencyVersion('undici')}`,
-    notes: ['bench/floor-relay.ts: bytes passed through, nothing checked or logged'],
-  });
+export function startFloor(ctx: LaunchContext): Promise<Target | Skipped> {
+  return startOwnRelay(
+    ctx,
+    'floor',
+    'floor-relay',
+    { path: '/v1/messages', headers: ANTHROPIC_HEADERS, protocol: 'anthropic' },
+    {
+      version: `node:http + undici ${dependencyVersion('undici')}`,
+      notes: ['bench/floor-relay.ts: bytes passed through, nothing checked or logged'],
+    },
+  );
 }
