@@ -13,6 +13,13 @@ export interface RawRelayResult {
   reader: MessageStreamReader;
 }
 
+/** Writes one upstream chunk; a slow client pauses the upstream until it has drained. */
+function writeOrPause(res: ServerResponse, body: UpstreamBody, chunk: Buffer): void {
+  if (res.write(chunk)) return;
+  body.pause();
+  res.once('drain', body.resume);
+}
+
 /**
  * Relays an upstream Messages SSE body byte for byte, chunk by chunk, respecting backpressure, while
  * a tap reads usage and completion alongside. If the upstream fails in a way the client cannot see
@@ -48,10 +55,7 @@ export function relayRawStream(
             tapBroken = true;
           }
         }
-        if (!res.write(chunk)) {
-          body.pause();
-          res.once('drain', body.resume);
-        }
+        writeOrPause(res, body, chunk);
       },
       end: () => {
         if (reader.completed) finish('completed', null, false);
@@ -76,10 +80,7 @@ export function relayRawBody(body: UpstreamBody, res: ServerResponse): Promise<{
     body.pipeTo({
       data: (chunk) => {
         chunks.push(chunk);
-        if (!res.write(chunk)) {
-          body.pause();
-          res.once('drain', body.resume);
-        }
+        writeOrPause(res, body, chunk);
       },
       end: () => {
         res.end();
