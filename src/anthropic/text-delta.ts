@@ -3,62 +3,23 @@
  * `text_delta`. Returns the JSON string literal of the text (quotes included) straight from the
  * event's data, without parsing the event or re-encoding the text: the literal can be embedded in our
  * own JSON as it is, and decodes to exactly the same text. Returns null for any other shape (spaced
- * JSON, other delta types, extra fields), so the caller falls back to JSON.parse.
+ * JSON, other delta types, extra fields, invalid escapes or raw control characters), so the caller
+ * falls back to JSON.parse.
+ *
+ * One regular expression (compiled to machine code by V8) checks the shape and every character of the
+ * literal: ~65 ns per typical delta against ~290 ns for the same checks as a JavaScript loop. Its
+ * alternatives never overlap, so it runs in linear time; data longer than MAX_LENGTH goes to
+ * JSON.parse instead, which keeps the expression's backtracking stack small (a multi-megabyte literal
+ * would overflow it) and costs nothing extra at that size.
  */
-const PREFIX = '{"type":"content_block_delta","index":';
-const TEXT_DELTA = ',"delta":{"type":"text_delta","text":"';
-const SUFFIX = '"}}';
+const TEXT_DELTA =
+  // eslint-disable-next-line no-control-regex -- raw control characters are what the literal must not hold
+  /^\{"type":"content_block_delta","index":\d+,"delta":\{"type":"text_delta","text":("(?:[^"\\\x00-\x1f]|\\(?:["\\/bfnrt]|u[0-9a-fA-F]{4}))*")\}\}$/;
 
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-
-function isDigit(c: number): boolean {
-  return c >= 0x30 && c <= 0x39;
-}
-
-function isHex(c: number): boolean {
-  return isDigit(c) || (c >= 0x41 && c <= 0x46) || (c >= 0x61 && c <= 0x66);
-}
-
-/** Length of the valid JSON escape starting at `i` (the backslash), or 0 if it is not one. */
-function escapeLength(data: string, i: number): number {
-  switch (data.charCodeAt(i + 1)) {
-    case QUOTE:
-    case BACKSLASH:
-    case 0x2f: // /
-    case 0x62: // b
-    case 0x66: // f
-    case 0x6e: // n
-    case 0x72: // r
-    case 0x74: // t
-      return 2;
-    case 0x75: // u
-      return isHex(data.charCodeAt(i + 2)) && isHex(data.charCodeAt(i + 3)) && isHex(data.charCodeAt(i + 4)) && isHex(data.charCodeAt(i + 5)) ? 6 : 0;
-    default:
-      return 0;
-  }
-}
+/** Longer event data is left to JSON.parse (see above). */
+export const MAX_LENGTH = 16 * 1024;
 
 export function textDeltaLiteral(data: string): string | null {
-  if (!data.startsWith(PREFIX) || !data.endsWith(SUFFIX)) return null;
-  let i = PREFIX.length;
-  if (!isDigit(data.charCodeAt(i))) return null;
-  while (isDigit(data.charCodeAt(i))) i++;
-  if (!data.startsWith(TEXT_DELTA, i)) return null;
-  const open = i + TEXT_DELTA.length - 1;
-  const close = data.length - SUFFIX.length; // index of the literal's closing quote
-  if (close <= open) return null;
-  for (let j = open + 1; j < close; ) {
-    const c = data.charCodeAt(j);
-    if (c === BACKSLASH) {
-      const length = escapeLength(data, j);
-      if (length === 0) return null;
-      j += length;
-      if (j > close) return null;
-      continue;
-    }
-    if (c === QUOTE || c < 0x20) return null;
-    j++;
-  }
-  return data.slice(open, close + 1);
+  if (data.length > MAX_LENGTH) return null;
+  return TEXT_DELTA.exec(data)?.[1] ?? null;
 }

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { buildMessagesBody } from '../../src/anthropic/build-request.ts';
 import { MessageStreamReader } from '../../src/anthropic/message-stream.ts';
+import { MAX_LENGTH, textDeltaLiteral } from '../../src/anthropic/text-delta.ts';
 import { SseDecoder } from '../../src/sse/decoder.ts';
 
 function read(sse: string | Buffer): { texts: string[]; reader: MessageStreamReader } {
@@ -21,6 +22,19 @@ describe('MessageStreamReader', () => {
     assert.equal(reader.model, 'claude-sonnet-5');
     assert.equal(reader.completed, true);
     assert.equal(reader.failure, null);
+  });
+
+  it('gives the same texts for deltas the fast path declines (spaced JSON, longer than its limit)', () => {
+    const long = `${'é"\\\n'.repeat(MAX_LENGTH / 4)}end`;
+    const deltas = ['compact', 'spaced', long];
+    const sse = deltas
+      .map((text, i) => {
+        const data = JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }, null, i === 1 ? 1 : undefined);
+        return `event: content_block_delta\ndata: ${data.replaceAll('\n', '')}\n\n`;
+      })
+      .join('');
+    assert.equal(textDeltaLiteral(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":${JSON.stringify(long)}}}`), null);
+    assert.deepEqual(read(sse).texts, deltas);
   });
 
   it('reports a mid-stream error event as a failure and ignores what follows', () => {

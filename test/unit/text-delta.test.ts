@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { textDeltaLiteral } from '../../src/anthropic/text-delta.ts';
+import { MAX_LENGTH, textDeltaLiteral } from '../../src/anthropic/text-delta.ts';
 
 const event = (text: string, index = 0) => JSON.stringify({ type: 'content_block_delta', index, delta: { type: 'text_delta', text } });
 
@@ -32,5 +32,11 @@ describe('textDeltaLiteral', () => {
       '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"}}',
     ];
     for (const data of declined) assert.equal(textDeltaLiteral(data), null, data);
+  });
+
+  it('leaves data longer than its limit to JSON.parse, and takes it up to the limit', () => {
+    const fits = 'x'.repeat(MAX_LENGTH - event('').length);
+    assert.equal(textDeltaLiteral(event(fits)), JSON.stringify(fits));
+    assert.equal(textDeltaLiteral(event(`${fits}y`)), null);
   });
 });
