@@ -3,6 +3,12 @@
  * lines end in CRLF, LF or CR; `:` starts a comment; `data` lines are joined with `\n`; a blank line
  * dispatches the event (only if it had data). Chunks may split anywhere, even inside a UTF-8 sequence
  * or between CR and LF. No I/O; one callback per event, no per-event objects.
+ *
+ * Each chunk's complete lines are decoded to one string at once and split there (a 56-event stream:
+ * decode + read ~24 -> ~15 µs against splitting bytes and decoding line by line, which crossed into
+ * C++ several times per line): CR and LF bytes never occur inside a UTF-8 sequence, so the bytes up to
+ * the last line end always decode whole; only the partial line after it is kept as bytes. Values are
+ * slices of that string (V8 shares the characters, no copy).
  */
 export type SseEventHandler = (event: string, data: string) => void;
 
@@ -11,38 +17,6 @@ const CR = 0x0d;
 const COLON = 0x3a;
 const SPACE = 0x20;
 const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
-
-const DATA = [0x64, 0x61, 0x74, 0x61];
-const EVENT = [0x65, 0x76, 0x65, 0x6e, 0x74];
-
-function isField(buf: Buffer, start: number, name: readonly number[]): boolean {
-  for (let i = 0; i < name.length; i++) if (buf[start + i] !== name[i]) return false;
-  return true;
-}
-
-function sameBytes(buf: Buffer, start: number, bytes: Buffer): boolean {
-  for (let i = 0; i < bytes.length; i++) if (buf[start + i] !== bytes[i]) return false;
-  return true;
-}
-
-/**
- * The event names seen so far on a stream (a handful: message_start, content_block_delta, ...):
- * a repeated name is the same string again, found by comparing bytes, not a new string per event
- * (and equal strings that are the same object compare in one step in the reader's switch).
- */
-class EventNames {
-  private readonly seen: { bytes: Buffer; name: string }[] = [];
-
-  get(buf: Buffer, start: number, end: number): string {
-    const length = end - start;
-    for (const entry of this.seen) {
-      if (entry.bytes.length === length && sameBytes(buf, start, entry.bytes)) return entry.name;
-    }
-    const name = length <= 0 ? '' : buf.toString('utf8', start, end);
-    if (this.seen.length < 16) this.seen.push({ bytes: Buffer.from(name, 'utf8'), name });
-    return name;
-  }
-}
 
 /** Thrown when one line grows beyond `maxLineBytes`: the stream is not SSE we can trust. */
 export class SseLineTooLongError extends Error {
@@ -55,7 +29,6 @@ export class SseDecoder {
   private atStart = true;
   private eventName = '';
   private data: string | null = null;
-  private readonly names = new EventNames();
 
   private readonly onEvent: SseEventHandler;
   private readonly maxLineBytes: number;
@@ -66,7 +39,7 @@ export class SseDecoder {
   }
 
   push(chunk: Buffer): void {
-    let buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    const buf = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
     this.pending = null;
     let start = 0;
     if (this.atStart) {
@@ -82,30 +55,18 @@ export class SseDecoder {
       if (buf[start] === LF) start++;
     }
     const len = buf.length;
-    let cr = buf.indexOf(CR, start);
-    while (start < len) {
-      if (cr !== -1 && cr < start) cr = buf.indexOf(CR, start);
-      const lf = buf.indexOf(LF, start);
-      let end: number;
-      let next: number;
-      if (cr !== -1 && (lf === -1 || cr < lf)) {
-        end = cr;
-        next = cr + 1;
-        if (next === len) this.skipLeadingLf = true;
-        else if (buf[next] === LF) next++;
-      } else if (lf !== -1) {
-        end = lf;
-        next = lf + 1;
-      } else {
-        break;
-      }
-      this.line(buf, start, end);
-      start = next;
+    const lastCr = buf.lastIndexOf(CR);
+    const cut = Math.max(buf.lastIndexOf(LF), lastCr) + 1; // the end of the last complete line
+    if (cut > start) {
+      const text = buf.toString('utf8', start, cut);
+      if (lastCr < start) this.linesLf(text);
+      else this.linesAnyEnd(text);
+      if (cut === len && buf[cut - 1] === CR) this.skipLeadingLf = true;
+      start = cut;
     }
     if (start < len) {
       if (len - start > this.maxLineBytes) throw new SseLineTooLongError(`SSE line longer than ${this.maxLineBytes} bytes`);
-      buf = buf.subarray(start);
-      this.pending = buf;
+      this.pending = buf.subarray(start);
     }
   }
 
@@ -114,22 +75,53 @@ export class SseDecoder {
     return this.pending === null && this.data === null;
   }
 
-  private line(buf: Buffer, start: number, end: number): void {
+  /** Whole lines that all end in LF (the usual case). */
+  private linesLf(text: string): void {
+    const len = text.length;
+    for (let start = 0; start < len; ) {
+      const end = text.indexOf('\n', start);
+      this.line(text, start, end);
+      start = end + 1;
+    }
+  }
+
+  /** Whole lines ending in CRLF, LF or CR. */
+  private linesAnyEnd(text: string): void {
+    const len = text.length;
+    let cr = text.indexOf('\r');
+    for (let start = 0; start < len; ) {
+      if (cr !== -1 && cr < start) cr = text.indexOf('\r', start);
+      const lf = text.indexOf('\n', start);
+      let end: number;
+      let next: number;
+      if (cr !== -1 && (lf === -1 || cr < lf)) {
+        end = cr;
+        next = text.charCodeAt(cr + 1) === LF ? cr + 2 : cr + 1;
+      } else {
+        end = lf;
+        next = lf + 1;
+      }
+      this.line(text, start, end);
+      start = next;
+    }
+  }
+
+  private line(text: string, start: number, end: number): void {
     if (start === end) {
       this.dispatch();
       return;
     }
-    if (buf[start] === COLON) return;
-    let colon = buf.indexOf(COLON, start);
+    if (text.charCodeAt(start) === COLON) return;
+    let colon = text.indexOf(':', start);
     if (colon === -1 || colon > end) colon = end;
     let valueStart = colon + 1;
-    if (valueStart < end && buf[valueStart] === SPACE) valueStart++;
+    if (valueStart < end && text.charCodeAt(valueStart) === SPACE) valueStart++;
     const fieldLength = colon - start;
-    if (fieldLength === 4 && isField(buf, start, DATA)) {
-      const value = valueStart >= end ? '' : buf.toString('utf8', valueStart, end);
+    if (fieldLength === 4 && text.startsWith('data', start)) {
+      const value = valueStart >= end ? '' : text.slice(valueStart, end);
       this.data = this.data === null ? value : `${this.data}\n${value}`;
-    } else if (fieldLength === 5 && isField(buf, start, EVENT)) {
-      this.eventName = this.names.get(buf, valueStart, end);
+    } else if (fieldLength === 5 && text.startsWith('event', start)) {
+      this.eventName = text.slice(valueStart, end);
     }
     // `id` and `retry` have no meaning for a relay; other fields are ignored per the spec.
   }

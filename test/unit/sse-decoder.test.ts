@@ -44,6 +44,14 @@ describe('SseDecoder', () => {
     });
   }
 
+  it('accepts LF, CRLF and CR mixed in one stream at every split', () => {
+    const mixed = Buffer.from('event: a\r\ndata: 1\r\rdata: é\n\nevent: b\rdata: 2\n\r\n: note\ndata: 3\r\n\r\n');
+    const expected: Ev[] = [['a', '1'], ['message', 'é'], ['b', '2'], ['message', '3']];
+    for (let i = 0; i <= mixed.length; i++) {
+      assert.deepEqual(decode([mixed.subarray(0, i), mixed.subarray(i)]), expected, `split at ${i}`);
+    }
+  });
+
   it('joins multiple data lines, defaults the event name, strips one leading space and a BOM', () => {
     const input = Buffer.from('\uFEFFdata:  a\ndata:b\ndata\n\nevent: x\ndata: 1\n\n');
     assert.deepEqual(decode([input.subarray(0, 2), input.subarray(2)]), [
