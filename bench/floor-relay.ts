@@ -79,9 +79,25 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   });
 }
 
+/**
+ * With FLOOR_FASTIFY=1 in the environment the same relay is served by Fastify (routing, its JSON body
+ * parser, `reply.hijack()`), to measure what the framework alone adds:
+ * `FLOOR_FASTIFY=1 npm run bench -- --targets floor --scenarios unpaced-c64`.
+ */
+async function listen(port: number): Promise<{ close(): unknown }> {
+  if (process.env.FLOOR_FASTIFY !== '1') return createServer(handle).listen(port, '127.0.0.1');
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify();
+  app.post('/v1/messages', (request, reply) => {
+    reply.hijack();
+    upstream.dispatch({ method: 'POST', path: '/v1/messages', headers: HEADERS, body: JSON.stringify(request.body) }, new Relay(reply.raw));
+  });
+  await app.listen({ host: '127.0.0.1', port });
+  return app;
+}
+
 exitWithParent();
-const server = createServer(handle);
-server.listen(Number(process.argv[2] ?? 0), '127.0.0.1');
+const server = await listen(Number(process.argv[2] ?? 0));
 process.once('SIGTERM', () => {
   server.close();
   void upstream.close().then(() => process.exit(0));
