@@ -88,10 +88,13 @@ export class SseDecoder {
   /** Whole lines ending in CRLF, LF or CR. */
   private linesAnyEnd(text: string): void {
     const len = text.length;
+    // Each kind of line end is searched again only once passed: a stream that uses only one kind
+    // does not rescan the rest of the text for the other on every line.
     let cr = text.indexOf('\r');
+    let lf = text.indexOf('\n');
     for (let start = 0; start < len; ) {
       if (cr !== -1 && cr < start) cr = text.indexOf('\r', start);
-      const lf = text.indexOf('\n', start);
+      if (lf !== -1 && lf < start) lf = text.indexOf('\n', start);
       let end: number;
       let next: number;
       if (cr !== -1 && (lf === -1 || cr < lf)) {
