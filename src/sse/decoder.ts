@@ -115,8 +115,8 @@ export class SseDecoder {
       return;
     }
     if (text.charCodeAt(start) === COLON) return;
-    let colon = text.indexOf(':', start);
-    if (colon === -1 || colon > end) colon = end;
+    let colon = start; // the field name ends at the first colon, or the line is all name
+    while (colon < end && text.charCodeAt(colon) !== COLON) colon++;
     let valueStart = colon + 1;
     if (valueStart < end && text.charCodeAt(valueStart) === SPACE) valueStart++;
     const fieldLength = colon - start;
