@@ -310,13 +310,17 @@ async function runSoak(s: Scenario, ask: Ask, target: Target, ctx: RunContext): 
   await sleep(ctx.settleMs);
   const upstream = await fakeStats(ctx.fakeUrl, ask.run);
   // V8's heap grows and is collected in a sawtooth, so one sample can land on a peak or a trough:
-  // start, middle and end are the medians of the first, middle and last third of the samples.
+  // start, middle and end are the medians of the first, middle and last third of the samples, and
+  // their lows the least RSS in each third, what was left after a collection (a leak raises them).
   const [first, middle, last] = thirds(rss.slice(1));
   const metrics = {
     ...out.metrics,
     rssStartMiB: percentile(first, 50),
     rssMidMiB: percentile(middle, 50),
     rssEndMiB: percentile(last, 50),
+    rssLowStartMiB: Math.min(...first),
+    rssLowMidMiB: Math.min(...middle),
+    rssLowEndMiB: Math.min(...last),
     rssMaxMiB: Math.max(...rss),
     fdsBefore,
     fdsAfter: treeFds(target.pid),
