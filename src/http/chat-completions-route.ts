@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { Type } from 'typebox';
 import { MessageAccumulator } from '../anthropic/message-accumulator.ts';
 import type { Config } from '../config.ts';
 import { ConnectorError } from '../errors.ts';
@@ -17,14 +16,22 @@ import { admit } from './guard-hooks.ts';
 import { setServedModel } from './served-model.ts';
 import { pendingHeaders, SSE_HEADERS, SseBatch } from './sse-writer.ts';
 
-const OpenAIError = Type.Object({
-  error: Type.Object({
-    message: Type.String(),
-    type: Type.String({ description: 'invalid_request_error, authentication_error, rate_limit_error or server_error' }),
-    param: Type.Union([Type.String(), Type.Null()]),
-    code: Type.String({ description: "The service's stable error type, e.g. rate_limit_error, upstream_timeout" }),
-  }),
-});
+const OpenAIError = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['message', 'type', 'param', 'code'],
+      properties: {
+        message: { type: 'string' },
+        type: { type: 'string', description: 'invalid_request_error, authentication_error, rate_limit_error or server_error' },
+        param: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+        code: { type: 'string', description: "The service's stable error type, e.g. rate_limit_error, upstream_timeout" },
+      },
+    },
+  },
+} as const;
 const STREAM_DESCRIPTION =
   'OpenAI-style SSE: `data: <chat.completion.chunk>` lines, then `data: [DONE]`. A failure after the first byte is one `data: {"error":{…}}` line and the stream ends without `[DONE]`.';
 
@@ -37,7 +44,7 @@ const schema = {
     200: {
       description: 'A chat.completion object, or with "stream": true an SSE stream of chunks',
       content: {
-        'application/json': { schema: Type.Object({}, { additionalProperties: true, description: 'chat.completion' }) },
+        'application/json': { schema: { type: 'object', properties: {}, additionalProperties: true, description: 'chat.completion' } },
         'text/event-stream': { schema: { type: 'string', description: STREAM_DESCRIPTION } },
       },
     },

@@ -1,73 +1,88 @@
-import { Type, type Static } from 'typebox';
+/**
+ * The /llm/query schemas as plain JSON Schema (Fastify's Ajv validates them, @fastify/swagger
+ * documents them); the TypeScript types are derived from them at compile time only.
+ */
+import type { FromSchema } from 'json-schema-to-ts';
 
-const NonBlank = { minLength: 1, pattern: '\\S' };
+const nonBlank = { minLength: 1, pattern: '\\S' } as const;
 
-export const ChatMessage = Type.Object(
-  {
-    role: Type.Union([Type.Literal('user'), Type.Literal('assistant')]),
-    content: Type.String({ ...NonBlank, description: 'The text of the turn' }),
+export const ChatMessage = {
+  type: 'object',
+  required: ['role', 'content'],
+  properties: {
+    role: { anyOf: [{ type: 'string', const: 'user' }, { type: 'string', const: 'assistant' }] },
+    content: { type: 'string', ...nonBlank, description: 'The text of the turn' },
   },
-  { additionalProperties: false },
-);
+  additionalProperties: false,
+} as const;
 
-export const QueryBody = Type.Object(
-  {
-    prompt: Type.Optional(Type.String({ ...NonBlank, description: 'One user turn. Give either prompt or messages.' })),
-    messages: Type.Optional(
-      Type.Array(ChatMessage, { minItems: 1, description: 'Multi-turn conversation. Give either prompt or messages.' }),
-    ),
-    system: Type.Optional(Type.String({ description: 'System prompt' })),
-    model: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Defaults to ANTHROPIC_MODEL' })),
-    max_tokens: Type.Optional(Type.Integer({ minimum: 1, maximum: 128000, description: 'Defaults to ANTHROPIC_MAX_TOKENS' })),
-    temperature: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-    top_p: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })),
-    top_k: Type.Optional(Type.Integer({ minimum: 0 })),
-    stop_sequences: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { maxItems: 16 })),
-    stream: Type.Optional(Type.Boolean({ default: true, description: 'false: one JSON answer instead of SSE' })),
+export const QueryBody = {
+  type: 'object',
+  properties: {
+    prompt: { type: 'string', ...nonBlank, description: 'One user turn. Give either prompt or messages.' },
+    messages: { type: 'array', items: ChatMessage, minItems: 1, description: 'Multi-turn conversation. Give either prompt or messages.' },
+    system: { type: 'string', description: 'System prompt' },
+    model: { type: 'string', minLength: 1, maxLength: 200, description: 'Defaults to ANTHROPIC_MODEL' },
+    max_tokens: { type: 'integer', minimum: 1, maximum: 128000, description: 'Defaults to ANTHROPIC_MAX_TOKENS' },
+    temperature: { type: 'number', minimum: 0, maximum: 1 },
+    top_p: { type: 'number', minimum: 0, maximum: 1 },
+    top_k: { type: 'integer', minimum: 0 },
+    stop_sequences: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 16 },
+    stream: { type: 'boolean', default: true, description: 'false: one JSON answer instead of SSE' },
   },
-  {
-    additionalProperties: false,
-    examples: [
-      { prompt: 'Write a haiku about streaming.' },
-      { prompt: 'Explain SSE in one sentence.', stream: false, max_tokens: 200 },
-      {
-        system: 'You are terse.',
-        messages: [
-          { role: 'user', content: 'Name a prime.' },
-          { role: 'assistant', content: '7' },
-          { role: 'user', content: 'Another one?' },
-        ],
+  additionalProperties: false,
+  examples: [
+    { prompt: 'Write a haiku about streaming.' },
+    { prompt: 'Explain SSE in one sentence.', stream: false, max_tokens: 200 },
+    {
+      system: 'You are terse.',
+      messages: [
+        { role: 'user', content: 'Name a prime.' },
+        { role: 'assistant', content: '7' },
+        { role: 'user', content: 'Another one?' },
+      ],
+    },
+  ],
+} as const;
+// Defaults are documentation here (Ajv runs with useDefaults: false), so `stream` stays optional.
+export type QueryBody = FromSchema<typeof QueryBody, { keepDefaultedPropertiesOptional: true }>;
+
+const integer = { type: 'integer' } as const;
+
+export const Usage = {
+  type: 'object',
+  required: ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'],
+  properties: { input_tokens: integer, output_tokens: integer, cache_creation_input_tokens: integer, cache_read_input_tokens: integer },
+} as const;
+
+export const ErrorBody = {
+  type: 'object',
+  required: ['error', 'request_id'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['type', 'message'],
+      properties: {
+        type: { type: 'string', description: 'Machine-readable error type, e.g. rate_limit_error' },
+        message: { type: 'string', description: 'Human-readable explanation' },
       },
-    ],
+    },
+    request_id: { type: 'string' },
   },
-);
-export type QueryBody = Static<typeof QueryBody>;
+  description: 'Error envelope used by every route',
+} as const;
 
-export const Usage = Type.Object({
-  input_tokens: Type.Integer(),
-  output_tokens: Type.Integer(),
-  cache_creation_input_tokens: Type.Integer(),
-  cache_read_input_tokens: Type.Integer(),
-});
-
-export const ErrorBody = Type.Object(
-  {
-    error: Type.Object({
-      type: Type.String({ description: 'Machine-readable error type, e.g. rate_limit_error' }),
-      message: Type.String({ description: 'Human-readable explanation' }),
-    }),
-    request_id: Type.String(),
+export const QueryAnswer = {
+  type: 'object',
+  required: ['id', 'model', 'text', 'stop_reason', 'usage'],
+  properties: {
+    id: { type: 'string', description: 'The request id (also in X-Request-ID)' },
+    model: { type: 'string' },
+    text: { type: 'string' },
+    stop_reason: { anyOf: [{ type: 'string' }, { type: 'null' }] },
+    usage: Usage,
   },
-  { description: 'Error envelope used by every route' },
-);
-
-export const QueryAnswer = Type.Object({
-  id: Type.String({ description: 'The request id (also in X-Request-ID)' }),
-  model: Type.String(),
-  text: Type.String(),
-  stop_reason: Type.Union([Type.String(), Type.Null()]),
-  usage: Usage,
-});
+} as const;
 
 export const SSE_DESCRIPTION = [
   'A text/event-stream with these events:',

@@ -1,4 +1,4 @@
-import type { TSchema } from 'typebox';
+import type { JSONSchema } from 'json-schema-to-ts';
 import type { Config } from '../config.ts';
 import type { Guard } from '../limits/guard.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -16,7 +16,7 @@ export interface RouteDeps {
  * The OpenAPI error answers shared by the answering routes, with the route's own error schema;
  * `invalid` describes its 400.
  */
-export function errorResponses(schema: TSchema, invalid: string) {
+export function errorResponses(schema: JSONSchema, invalid: string) {
   const response = (description: string) => ({ description, content: { 'application/json': { schema } } });
   return {
     400: response(invalid),

@@ -4,95 +4,112 @@
  * never refused for its shape (`to-anthropic.ts` decides what is ignored and what is unsupported).
  * Optional fields may be `null`, as the SDKs and many clients send them.
  */
-import { Type, type Static, type TSchema } from 'typebox';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
 
-const Nullable = <T extends TSchema>(schema: T) => Type.Optional(Type.Union([schema, Type.Null()]));
-const Open = { additionalProperties: true } as const;
+/** `schema` or null (such fields are never listed in `required`). */
+const nullable = <const S extends JSONSchema>(schema: S) => ({ anyOf: [schema, { type: 'null' }] }) as const;
+const string = { type: 'string' } as const;
+const boolean = { type: 'boolean' } as const;
 
-const ContentPart = Type.Object(
-  {
-    type: Type.String({ description: 'text or image_url (others are refused with 400)' }),
-    text: Type.Optional(Type.String()),
-    refusal: Type.Optional(Type.String()),
-    image_url: Type.Optional(Type.Object({ url: Type.String(), detail: Type.Optional(Type.String()) }, Open)),
+const ContentPart = {
+  type: 'object',
+  required: ['type'],
+  properties: {
+    type: { type: 'string', description: 'text or image_url (others are refused with 400)' },
+    text: string,
+    refusal: string,
+    image_url: { type: 'object', required: ['url'], properties: { url: string, detail: string }, additionalProperties: true },
   },
-  Open,
-);
+  additionalProperties: true,
+} as const;
 
-const ToolCall = Type.Object(
-  {
-    id: Type.String(),
-    type: Type.String(),
-    function: Type.Optional(Type.Object({ name: Type.String(), arguments: Type.String() }, Open)),
+const ToolCall = {
+  type: 'object',
+  required: ['id', 'type'],
+  properties: {
+    id: string,
+    type: string,
+    function: { type: 'object', required: ['name', 'arguments'], properties: { name: string, arguments: string }, additionalProperties: true },
   },
-  Open,
-);
+  additionalProperties: true,
+} as const;
 
-const Message = Type.Object(
-  {
-    role: Type.Enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
-    content: Nullable(Type.Union([Type.String(), Type.Array(ContentPart)])),
-    name: Nullable(Type.String()),
-    tool_calls: Nullable(Type.Array(ToolCall)),
-    tool_call_id: Nullable(Type.String()),
+const Message = {
+  type: 'object',
+  required: ['role'],
+  properties: {
+    role: { enum: ['system', 'developer', 'user', 'assistant', 'tool', 'function'] },
+    content: nullable({ anyOf: [string, { type: 'array', items: ContentPart }] }),
+    name: nullable(string),
+    tool_calls: nullable({ type: 'array', items: ToolCall }),
+    tool_call_id: nullable(string),
   },
-  Open,
-);
+  additionalProperties: true,
+} as const;
 
-const Tool = Type.Object(
-  {
-    type: Type.String(),
-    function: Type.Optional(
-      Type.Object(
-        {
-          name: Type.String({ minLength: 1 }),
-          description: Nullable(Type.String()),
-          parameters: Nullable(Type.Object({}, Open)),
-          strict: Nullable(Type.Boolean()),
-        },
-        Open,
-      ),
-    ),
+const Tool = {
+  type: 'object',
+  required: ['type'],
+  properties: {
+    type: string,
+    function: {
+      type: 'object',
+      required: ['name'],
+      properties: {
+        name: { type: 'string', minLength: 1 },
+        description: nullable(string),
+        parameters: nullable({ type: 'object', properties: {}, additionalProperties: true }),
+        strict: nullable(boolean),
+      },
+      additionalProperties: true,
+    },
   },
-  Open,
-);
+  additionalProperties: true,
+} as const;
 
-const ToolChoice = Type.Union([
-  Type.Enum(['none', 'auto', 'required']),
-  Type.Object({ type: Type.String(), function: Type.Optional(Type.Object({ name: Type.String() }, Open)) }, Open),
-]);
+const ToolChoice = {
+  anyOf: [
+    { enum: ['none', 'auto', 'required'] },
+    {
+      type: 'object',
+      required: ['type'],
+      properties: { type: string, function: { type: 'object', required: ['name'], properties: { name: string }, additionalProperties: true } },
+      additionalProperties: true,
+    },
+  ],
+} as const;
 
-export const ChatCompletionRequest = Type.Object(
-  {
-    model: Nullable(Type.String({ minLength: 1, maxLength: 200, description: 'Passed to Anthropic as is; default ANTHROPIC_MODEL' })),
-    messages: Type.Array(Message, { minItems: 1 }),
-    max_tokens: Nullable(Type.Integer({ minimum: 1 })),
-    max_completion_tokens: Nullable(Type.Integer({ minimum: 1, description: 'Wins over max_tokens; default ANTHROPIC_MAX_TOKENS' })),
-    temperature: Nullable(Type.Number({ minimum: 0, maximum: 2, description: 'Capped at 1 for Anthropic' })),
-    top_p: Nullable(Type.Number({ minimum: 0, maximum: 1 })),
-    stop: Nullable(Type.Union([Type.String(), Type.Array(Type.String(), { maxItems: 16 })])),
-    stream: Nullable(Type.Boolean()),
-    stream_options: Nullable(Type.Object({ include_usage: Nullable(Type.Boolean()) }, Open)),
-    tools: Nullable(Type.Array(Tool)),
-    tool_choice: Nullable(ToolChoice),
-    parallel_tool_calls: Nullable(Type.Boolean()),
-    user: Nullable(Type.String()),
-    safety_identifier: Nullable(Type.String()),
-    n: Nullable(Type.Integer({ minimum: 1 })),
-    logprobs: Nullable(Type.Boolean()),
-    top_logprobs: Nullable(Type.Integer({ minimum: 0 })),
-    response_format: Nullable(Type.Object({ type: Type.String() }, Open)),
-    modalities: Nullable(Type.Array(Type.String())),
+export const ChatCompletionRequest = {
+  type: 'object',
+  required: ['messages'],
+  properties: {
+    model: nullable({ type: 'string', minLength: 1, maxLength: 200, description: 'Passed to Anthropic as is; default ANTHROPIC_MODEL' }),
+    messages: { type: 'array', items: Message, minItems: 1 },
+    max_tokens: nullable({ type: 'integer', minimum: 1 }),
+    max_completion_tokens: nullable({ type: 'integer', minimum: 1, description: 'Wins over max_tokens; default ANTHROPIC_MAX_TOKENS' }),
+    temperature: nullable({ type: 'number', minimum: 0, maximum: 2, description: 'Capped at 1 for Anthropic' }),
+    top_p: nullable({ type: 'number', minimum: 0, maximum: 1 }),
+    stop: nullable({ anyOf: [string, { type: 'array', items: string, maxItems: 16 }] }),
+    stream: nullable(boolean),
+    stream_options: nullable({ type: 'object', properties: { include_usage: nullable(boolean) }, additionalProperties: true }),
+    tools: nullable({ type: 'array', items: Tool }),
+    tool_choice: nullable(ToolChoice),
+    parallel_tool_calls: nullable(boolean),
+    user: nullable(string),
+    safety_identifier: nullable(string),
+    n: nullable({ type: 'integer', minimum: 1 }),
+    logprobs: nullable(boolean),
+    top_logprobs: nullable({ type: 'integer', minimum: 0 }),
+    response_format: nullable({ type: 'object', required: ['type'], properties: { type: string }, additionalProperties: true }),
+    modalities: nullable({ type: 'array', items: string }),
   },
-  {
-    ...Open,
-    examples: [
-      { model: 'claude-sonnet-5', messages: [{ role: 'user', content: 'Say hello.' }] },
-      { model: 'claude-sonnet-5', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Count to 3.' }] },
-    ],
-  },
-);
-export type ChatCompletionRequest = Static<typeof ChatCompletionRequest>;
+  additionalProperties: true,
+  examples: [
+    { model: 'claude-sonnet-5', messages: [{ role: 'user', content: 'Say hello.' }] },
+    { model: 'claude-sonnet-5', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Count to 3.' }] },
+  ],
+} as const;
+export type ChatCompletionRequest = FromSchema<typeof ChatCompletionRequest>;
 export type ChatMessage = ChatCompletionRequest['messages'][number];
 export type ChatContentPart = Exclude<NonNullable<ChatMessage['content']>, string>[number];
 export type ChatTool = NonNullable<ChatCompletionRequest['tools']>[number];
