@@ -5,6 +5,9 @@
  * No logging, no retries, no timeouts beyond undici's defaults; the upstream call is aborted when
  * the client leaves. Same answer format as the connector's /llm/query.
  *
+ * With BASELINE_FETCH=1 in the environment the upstream is called with the global `fetch` (a web
+ * ReadableStream body), as the official SDKs and many gateways do, instead of undici's `Pool.request`.
+ *
  * Run: UPSTREAM_URL=http://127.0.0.1:PORT node --import tsx bench/baseline-relay.ts <port>
  */
 import Fastify from 'fastify';
@@ -24,7 +27,26 @@ interface UpstreamEvent {
   usage?: { output_tokens?: number };
 }
 
-const upstream = new Pool(process.env.UPSTREAM_URL ?? 'http://127.0.0.1:1');
+const UPSTREAM_URL = process.env.UPSTREAM_URL ?? 'http://127.0.0.1:1';
+const upstream = new Pool(UPSTREAM_URL);
+const USE_FETCH = process.env.BASELINE_FETCH === '1';
+
+interface Answer {
+  statusCode: number;
+  chunks: AsyncIterable<Uint8Array>;
+  text(): Promise<string>;
+}
+
+/** POSTs the Messages request with undici's Pool.request, or with fetch under BASELINE_FETCH=1. */
+async function post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<Answer> {
+  if (USE_FETCH) {
+    const res = await fetch(UPSTREAM_URL + path, { method: 'POST', headers, body, signal });
+    const stream = res.body ?? new ReadableStream<Uint8Array>();
+    return { statusCode: res.status, chunks: stream, text: () => res.text() };
+  }
+  const res = await upstream.request({ method: 'POST', path, headers, body, signal });
+  return { statusCode: res.statusCode, chunks: res.body, text: () => res.body.text() };
+}
 const app = Fastify();
 
 /** Parses the upstream SSE text into events, calling `onEvent` for each; returns the unparsed rest. */
@@ -47,20 +69,19 @@ app.post('/llm/query', async (request, reply) => {
   reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) abort.abort();
   });
-  const answer = await upstream.request({
-    method: 'POST',
-    path: '/v1/messages',
-    headers: { 'content-type': 'application/json', 'x-api-key': 'bench', 'anthropic-version': '2023-06-01' },
-    body: JSON.stringify({
+  const answer = await post(
+    '/v1/messages',
+    { 'content-type': 'application/json', 'x-api-key': 'bench', 'anthropic-version': '2023-06-01' },
+    JSON.stringify({
       model: MODEL,
       max_tokens: body.max_tokens ?? 1024,
       stream: true,
       messages: [{ role: 'user', content: body.prompt }],
     }),
-    signal: abort.signal,
-  });
+    abort.signal,
+  );
   if (answer.statusCode !== 200) {
-    return reply.code(502).send({ error: await answer.body.text() });
+    return reply.code(502).send({ error: await answer.text() });
   }
   const decoder = new TextDecoder();
   let buffer = '';
@@ -85,8 +106,8 @@ app.post('/llm/query', async (request, reply) => {
     }
   };
   try {
-    for await (const chunk of answer.body) {
-      buffer = parseEvents(buffer + decoder.decode(chunk as Buffer, { stream: true }), onEvent);
+    for await (const chunk of answer.chunks) {
+      buffer = parseEvents(buffer + decoder.decode(chunk, { stream: true }), onEvent);
     }
   } catch {
     reply.raw.destroy();

@@ -54,6 +54,7 @@ import {
   LOAD_CORE,
   serviceVersion,
   startBaseline,
+  startBaselineFetch,
   startFloor,
   startConnector,
   startFake,
@@ -150,6 +151,7 @@ async function startTargets(
   const all: (Target | Skipped)[] = [ctx.fake];
   if (wanted('connector') || wanted('connector-passthrough')) all.push(...(await startConnector(launch)));
   if (wanted('baseline')) all.push(await startBaseline(launch));
+  if (wanted('baseline-fetch')) all.push(await startBaselineFetch(launch));
   if (wanted('floor')) all.push(await startFloor(launch));
   const external = [
     ['portkey', startPortkey],

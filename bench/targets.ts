@@ -256,9 +256,11 @@ async function startOwnRelay(
   script: string,
   route: Pick<Endpoint, 'path' | 'headers' | 'protocol'>,
   info: { version: string; notes: string[] },
+  env: Record<string, string> = {},
 ): Promise<Target | Skipped> {
   const port = await freePort();
   const child = node(name, ctx.targetCore, [join(ctx.scriptsDir, `${script}.js`), String(port)], {
+    ...env,
     UPSTREAM_URL: ctx.fakeUrl,
   });
   return launch(name, child, { origin: `http://127.0.0.1:${port}`, ...route }, info);
@@ -274,6 +276,24 @@ export function startBaseline(ctx: LaunchContext): Promise<Target | Skipped> {
       version: `fastify ${dependencyVersion('fastify')} + undici ${dependencyVersion('undici')}`,
       notes: ['bench/baseline-relay.ts, no logging'],
     },
+  );
+}
+
+/**
+ * The same relay calling the upstream with the global `fetch` (Node's bundled undici, WHATWG streams),
+ * as the official SDKs and many gateways do.
+ */
+export function startBaselineFetch(ctx: LaunchContext): Promise<Target | Skipped> {
+  return startOwnRelay(
+    ctx,
+    'baseline-fetch',
+    'baseline-relay',
+    { path: '/llm/query', headers: {}, protocol: 'query' },
+    {
+      version: `fastify ${dependencyVersion('fastify')} + fetch (Node's undici ${process.versions.undici ?? '?'})`,
+      notes: ['bench/baseline-relay.ts with BASELINE_FETCH=1, no logging'],
+    },
+    { BASELINE_FETCH: '1' },
   );
 }
 
