@@ -4,16 +4,22 @@ import swaggerUi from '@fastify/swagger-ui';
 import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config.ts';
-import { registerAnthropicRoutes } from './http/anthropic-routes.ts';
-import { registerChatCompletionsRoute } from './http/chat-completions-route.ts';
+import { anthropicRoutes } from './http/anthropic-routes.ts';
+import { installAuthentication } from './http/authentication.ts';
+import { chatCompletionsRoutes } from './http/chat-completions-route.ts';
 import { installErrorHandling } from './http/error-handler.ts';
-import { installAuthentication } from './http/guard-hooks.ts';
 import { parseJsonBody } from './http/json-body.ts';
-import { registerPlayground } from './http/playground-route.ts';
-import { registerQueryRoute } from './http/query-route.ts';
+import { installRequestPipeline, type PipelineDeps } from './http/pipeline.ts';
+import { playgroundRoutes } from './http/playground-route.ts';
+import { queryRoutes } from './http/query-route.ts';
+import { RequestEvents, type RequestSubscriber } from './http/request-events.ts';
 import { RequestRecord } from './http/request-record.ts';
+import { RouteTable } from './http/route-table.ts';
+import { systemRoutes } from './http/system-routes.ts';
 import type { Guard } from './limits/guard.ts';
 import type { Metrics } from './observability/metrics.ts';
+import { requestLog } from './observability/request-log.ts';
+import { requestMetrics } from './observability/request-metrics.ts';
 import type { UpstreamClient } from './upstream/anthropic-client.ts';
 
 declare module 'fastify' {
@@ -35,65 +41,63 @@ export interface AppDeps {
   isReady?: () => boolean | Promise<boolean>;
   /** Client keys and limits; undefined when none are configured. */
   guard?: Guard | undefined;
+  /** More subscribers to every finished request, after the log line, the metrics and the limits. */
+  subscribers?: readonly RequestSubscriber[];
 }
 
 const SANE_REQUEST_ID = /^[\w.:-]{1,128}$/;
-/** Which methods each static path allows, for honest 405s. */
-const ALLOWED_METHODS = new Map([
-  ['/llm/query', 'POST'],
-  ['/healthz', 'GET, HEAD'],
-  ['/openapi.json', 'GET, HEAD'],
-  ['/readyz', 'GET, HEAD'],
-  ['/metrics', 'GET, HEAD'],
-  ['/', 'GET, HEAD'],
-  ['/v1/messages', 'POST'],
-  ['/v1/messages/count_tokens', 'POST'],
-  ['/v1/models', 'GET, HEAD'],
-  ['/v1/chat/completions', 'POST'],
-]);
 
-/** Builds the service; never listens. */
-export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
-  const app = Fastify({
-    loggerInstance: deps.logger,
-    // One line per request is written by RequestRecord instead of Fastify's two.
-    logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: config.maxBodyBytes,
-    requestIdHeader: false,
-    genReqId: (req) => {
-      const given = req.headers['x-request-id'];
-      return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID();
+function corsOptions(origins: readonly string[]) {
+  const allowed = new Set(origins);
+  return {
+    // A predicate, not a list: another origin then gets no CORS headers at all (a list still sends it the preflight's allow headers).
+    origin: (origin: string | undefined, callback: (error: Error | null, allow: boolean) => void) => {
+      callback(null, origin !== undefined && allowed.has(origin));
     },
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
-  });
+    methods: ['GET', 'HEAD', 'POST'],
+    allowedHeaders: [
+      'content-type',
+      'authorization',
+      'x-api-key',
+      'anthropic-version',
+      'anthropic-beta',
+      'x-request-id',
+    ],
+    exposedHeaders: [
+      'x-request-id',
+      'retry-after',
+      'ratelimit-limit',
+      'ratelimit-remaining',
+      'ratelimit-reset',
+      'x-ignored-fields',
+      'x-served-model',
+    ],
+    maxAge: 600,
+  };
+}
 
+/** Each request gets its record (finished once, to `events`) and its `x-request-id` as it arrives. */
+function installRequestRecords(app: FastifyInstance, events: RequestEvents): void {
   app.decorateRequest('record', null as unknown as RequestRecord);
-  if (config.corsOrigins.length > 0) {
-    const allowed = new Set(config.corsOrigins);
-    await app.register(cors, {
-      // A predicate, not a list: another origin then gets no CORS headers at all (a list still sends it the preflight's allow headers).
-      origin: (origin, callback) => {
-        callback(null, origin !== undefined && allowed.has(origin));
-      },
-      methods: ['GET', 'HEAD', 'POST'],
-      allowedHeaders: ['content-type', 'authorization', 'x-api-key', 'anthropic-version', 'anthropic-beta', 'x-request-id'],
-      exposedHeaders: ['x-request-id', 'retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset', 'x-ignored-fields', 'x-served-model'],
-      maxAge: 600,
-    });
-  }
   app.addHook('onRequest', (request, reply, done) => {
-    const record = new RequestRecord(request.routeOptions.url ?? 'unmatched', deps.metrics);
+    const record = new RequestRecord(request.routeOptions.url ?? 'unmatched', request.id, (finished) => {
+      events.finished(finished, request);
+    });
     request.record = record;
     void reply.header('x-request-id', request.id);
     const res = reply.raw;
     res.once('close', () => {
-      record.close(request.log, res.statusCode, res.writableFinished);
+      record.responseClosed(res.statusCode, res.writableFinished);
     });
     done();
   });
+}
 
-  // Closing closes the idle keep-alive connections once; one still busy with an open answer would
-  // then stay open, idle, until its keep-alive timeout after the answer ends, holding up the drain.
+/**
+ * Closing closes the idle keep-alive connections once; one still busy with an open answer would then
+ * stay open, idle, until its keep-alive timeout after the answer ends, holding up the drain.
+ */
+function sweepIdleOnClose(app: FastifyInstance): void {
   app.addHook('preClose', (done) => {
     if (!app.server.listening) {
       done();
@@ -107,22 +111,37 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     });
     done();
   });
+}
 
-  installAuthentication(app, deps.guard);
-  // The answering routes report the real usage when their handler returns, which can be after the
-  // response has closed: the request's log line and its limits' settlement wait for it.
-  app.addHook('onRoute', (route) => {
-    if (route.config?.guarded !== true) return;
-    const handler = route.handler;
-    route.handler = async function (this: FastifyInstance, request, reply) {
-      request.record.handlerStarted();
-      try {
-        return await handler.call(this, request, reply);
-      } finally {
-        request.record.handlerDone();
-      }
-    };
+/** Builds the service; never listens. */
+export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    // One line per request is written by the request log subscriber instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: config.maxBodyBytes,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: {
+      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false },
+    },
   });
+
+  const events = new RequestEvents();
+  events.subscribe(requestLog);
+  if (deps.metrics) events.subscribe(requestMetrics(deps.metrics));
+  installRequestRecords(app, events);
+  installRequestPipeline(app, events);
+  for (const subscriber of deps.subscribers ?? []) events.subscribe(subscriber);
+  if (config.corsOrigins.length > 0) await app.register(cors, corsOptions(config.corsOrigins));
+  sweepIdleOnClose(app);
+  installAuthentication(app, deps.guard);
+  const routes = RouteTable.watch(app);
+  routes.declarePrefix('/v1/', 'anthropic');
+  installErrorHandling(app, routes);
 
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, done) => {
@@ -133,37 +152,26 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     }
   });
 
-  installErrorHandling(app, ALLOWED_METHODS);
-
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: 'LLM Connector',
-        version: '0.1.0',
-        description: 'Streams answers from Anthropic Claude as Server-Sent Events, with honest errors.',
-      },
-      servers: [{ url: '/' }],
-    },
-  });
+  const info = {
+    title: 'LLM Connector',
+    version: '0.1.0',
+    description: 'Streams answers from Anthropic Claude as Server-Sent Events, with honest errors.',
+  };
+  await app.register(swagger, { openapi: { info, servers: [{ url: '/' }] } });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
-  app.get('/healthz', { schema: { summary: 'Liveness: 200 without calling the upstream' } }, () => ({ status: 'ok' }));
-  app.get('/readyz', { schema: { summary: 'Readiness: 200 when ready to serve, 503 while draining or when a dependency is down' } }, async (_request, reply) => {
-    const ready = !(deps.isDraining?.() ?? false) && (deps.guard?.healthy() ?? true) && (await (deps.isReady?.() ?? true));
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready' });
-  });
-  const { metrics } = deps;
-  if (metrics) {
-    const scrape = deps.scrapeMetrics ?? (() => metrics.registry.metrics());
-    app.get('/metrics', { schema: { summary: 'Prometheus metrics', hide: true }, config: { authenticated: config.metricsRequireKey } }, async (_request, reply) =>
-      reply.type(metrics.registry.contentType).send(await scrape()),
-    );
-  }
-  const routeDeps = { config, upstream: deps.upstream, guard: deps.guard, metrics: deps.metrics };
-  registerQueryRoute(app, routeDeps);
-  await registerPlayground(app);
-  await registerAnthropicRoutes(app, routeDeps);
-  registerChatCompletionsRoute(app, routeDeps);
+
+  const pipeline: PipelineDeps = {
+    config,
+    upstream: deps.upstream,
+    guard: deps.guard,
+    metrics: deps.metrics,
+    events,
+  };
+  await app.register(systemRoutes({ ...deps, metricsRequireKey: config.metricsRequireKey }));
+  await app.register(queryRoutes(pipeline));
+  await app.register(playgroundRoutes);
+  await app.register(anthropicRoutes(pipeline));
+  await app.register(chatCompletionsRoutes(pipeline));
   return app;
 }

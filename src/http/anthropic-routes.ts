@@ -1,38 +1,50 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { mergeUsage } from '../anthropic/message-stream.ts';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { emptyUsage, mergeUsage } from '../anthropic/message-stream.ts';
 import { replaceModel } from '../anthropic/replace-model.ts';
 import { ConnectorError } from '../errors.ts';
-import type { UpstreamAnswer } from '../upstream/anthropic-client.ts';
-import { fallbackChain, NO_FALLBACKS, openWithFallbacks, type Fallbacks } from '../upstream/fallbacks.ts';
+import { anthropicModelsToOpenAI } from '../openai/from-anthropic.ts';
+import { fallbackChain } from '../upstream/fallbacks.ts';
+import { mapUpstreamStatus } from '../upstream/map-status.ts';
 import { parseJsonBody } from './json-body.ts';
-import { abortOnClientClose } from './client-abort.ts';
-import { sendOpenAIModels, wantsOpenAIShape } from './openai-models.ts';
-import { admit } from './guard-hooks.ts';
+import {
+  answerRoute,
+  retryHeaders,
+  type AnswerResult,
+  type ApiAdapter,
+  type Exchange,
+  type OpenedAnswer,
+  type PipelineDeps,
+  type UpstreamCall,
+} from './pipeline.ts';
 import { relayRawBody, relayRawStream } from './raw-relay.ts';
-import type { RouteDeps } from './route-deps.ts';
-import { setServedModel } from './served-model.ts';
+import { forwardedRequestHeaders, pickUpstreamHeaders } from './passthrough-headers.ts';
 import { pendingHeaders } from './sse-writer.ts';
-import { pickUpstreamHeaders, forwardedRequestHeaders, retriedHeader } from './passthrough-headers.ts';
 
-interface RawCall {
-  method: 'GET' | 'POST';
-  path: string;
-  body?: Buffer;
-  stream: boolean;
-  /** Tokens to reserve against the client's limits (the request's max_tokens). */
-  reserveTokens: number;
-  /** Messages only: other models to ask, and the answer names its model in `x-served-model`. */
-  fallbacks?: Fallbacks;
+interface RawCall extends UpstreamCall {
+  /** The answer streams (SSE) and is relayed event by event. */
+  readonly stream: boolean;
+  /** The answer is a Messages answer whose usage is read. */
+  readonly messages: boolean;
 }
 
 /** Validates the minimum (a JSON object) and reads what the log needs; the bytes go upstream unchanged. */
-function inspectBody(raw: unknown): { body: Buffer; stream: boolean; model: string | undefined; maxTokens: number } {
-  if (!Buffer.isBuffer(raw)) throw new ConnectorError('invalid_request_error', 400, 'A JSON object body is required');
+function inspectBody(raw: unknown): {
+  body: Buffer;
+  stream: boolean;
+  model: string | undefined;
+  maxTokens: number;
+} {
+  if (!Buffer.isBuffer(raw))
+    throw new ConnectorError('invalid_request_error', 400, 'A JSON object body is required');
   const parsed = parseJsonBody(raw);
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
     throw new ConnectorError('invalid_request_error', 400, 'The request body must be a JSON object');
   }
-  const { stream, model, max_tokens: maxTokens } = parsed as { stream?: unknown; model?: unknown; max_tokens?: unknown };
+  const {
+    stream,
+    model,
+    max_tokens: maxTokens,
+  } = parsed as { stream?: unknown; model?: unknown; max_tokens?: unknown };
   return {
     body: raw,
     stream: stream === true,
@@ -41,93 +53,226 @@ function inspectBody(raw: unknown): { body: Buffer; stream: boolean; model: stri
   };
 }
 
-function sendUpstreamError(reply: FastifyReply, answer: Extract<UpstreamAnswer, { ok: false }>): FastifyReply {
-  reply.request.record.errorType = `upstream_${answer.statusCode}`;
-  return reply
-    .code(answer.statusCode)
-    .headers({ ...pickUpstreamHeaders(answer.headers), ...retriedHeader(reply.request.record.attempts) })
-    .send(answer.errorBody);
-}
-
-/** Calls the upstream and relays its answer unchanged: status, selected headers and body bytes. */
-async function passthrough(request: FastifyRequest, reply: FastifyReply, call: RawCall, deps: RouteDeps): Promise<void> {
-  const { record } = request;
-  const signal = abortOnClientClose(reply.raw);
-  await admit(deps.guard, request, reply, call.reserveTokens, signal, deps.metrics);
-  const answer = await openWithFallbacks(
-    deps.upstream,
-    { method: call.method, path: call.path, headers: forwardedRequestHeaders(request.headers), signal, ...(call.body ? { body: call.body } : {}) },
-    record,
-    call.fallbacks ?? NO_FALLBACKS,
-  );
-  if (!answer.ok) {
-    await sendUpstreamError(reply, answer);
-    return;
-  }
-  if (call.fallbacks) setServedModel(reply, record.model);
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(answer.statusCode, { ...pendingHeaders(reply), ...pickUpstreamHeaders(answer.headers), 'x-request-id': request.id });
-  if (call.stream) record.markStreaming();
-  else record.markFirstByte();
-  if (call.stream) {
-    const result = await relayRawStream(answer.body, res, request.id, deps.config);
-    record.finish(result);
-    return;
-  }
-  const { outcome, bytes } = await relayRawBody(answer.body, res);
-  if (outcome === 'client_closed') record.outcome = 'client_closed';
-  if (bytes && call.path === '/v1/messages') readUsage(request, bytes);
-}
-
-function readUsage(request: FastifyRequest, bytes: Buffer): void {
+/** The usage and stop reason of a whole Messages answer, when it is one. */
+function usageOf(bytes: Buffer | null): Pick<AnswerResult, 'usage' | 'stopReason'> {
+  if (bytes === null) return { usage: undefined, stopReason: undefined };
   try {
-    const message = JSON.parse(bytes.toString('utf8')) as { model?: string; usage?: Parameters<typeof mergeUsage>[1]; stop_reason?: string };
-    const usage = { input_tokens: 0, output_tokens: 0, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 };
+    const message = JSON.parse(bytes.toString('utf8')) as {
+      usage?: Parameters<typeof mergeUsage>[1];
+      stop_reason?: string;
+    };
+    const usage = emptyUsage();
     mergeUsage(usage, message.usage);
-    request.record.usage = usage;
-    request.record.stopReason = message.stop_reason ?? null;
+    return { usage, stopReason: message.stop_reason ?? null };
   } catch {
     // Not JSON: nothing to count; the client got the bytes as they were.
+    return { usage: undefined, stopReason: undefined };
   }
+}
+
+/** Writes the upstream's status and headers, then relays its body unchanged (a copy tapped for usage). */
+async function relay(exchange: Exchange, call: RawCall, answer: OpenedAnswer): Promise<AnswerResult> {
+  const { reply, request, record } = exchange;
+  reply.hijack();
+  const res = reply.raw;
+  const head = {
+    ...pendingHeaders(reply),
+    ...pickUpstreamHeaders(answer.headers),
+    'x-request-id': request.id,
+  };
+  if (call.stream) {
+    exchange.streamStarted();
+    // As the service's other streams: no proxy in between may buffer or transform the events.
+    res.writeHead(answer.statusCode, {
+      ...head,
+      'cache-control': 'no-cache, no-transform',
+      'x-accel-buffering': 'no',
+    });
+    const result = await relayRawStream(answer.body, res, request.id, exchange.config);
+    return {
+      outcome: result.outcome,
+      failure: result.failure,
+      usage: result.reader.usage,
+      stopReason: result.reader.stopReason,
+    };
+  }
+  record.markFirstByte();
+  res.writeHead(answer.statusCode, head);
+  const { outcome, bytes } = await relayRawBody(answer.body, res);
+  const read = call.messages ? usageOf(bytes) : { usage: undefined, stopReason: undefined };
+  return { outcome: outcome === 'client_closed' ? 'client_closed' : 'completed', failure: null, ...read };
 }
 
 /**
- * Anthropic-native routes: `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models[/{id}]`.
- * Registered in their own scope so that their bodies stay raw bytes.
+ * The Anthropic API, relayed: the upstream's answer goes back as it is, error answers included, but
+ * for one: a 401 or 403 refuses the service's own credentials (the client's key, if any, was checked
+ * here), so the client gets a 502 saying so, never a hint that its own key is wrong.
  */
-export async function registerAnthropicRoutes(app: FastifyInstance, deps: RouteDeps): Promise<void> {
-  await app.register((scope, _opts, done) => {
+const passthrough: Pick<ApiAdapter<RawCall>, 'refused' | 'answer'> = {
+  async refused(exchange, _call, answer) {
+    if (answer.statusCode === 401 || answer.statusCode === 403)
+      throw mapUpstreamStatus(answer.statusCode, answer.headers, answer.errorBody);
+    const { reply, record } = exchange;
+    record.errorType = `upstream_${answer.statusCode}`;
+    await reply
+      .code(answer.statusCode)
+      .headers({ ...pickUpstreamHeaders(answer.headers), ...retryHeaders(record) })
+      .send(answer.errorBody);
+  },
+  answer: relay,
+};
+
+function messagesAdapter(path: '/v1/messages' | '/v1/messages/count_tokens'): ApiAdapter<RawCall> {
+  const messages = path === '/v1/messages';
+  return {
+    read(request, config) {
+      const { body, stream, model, maxTokens } = inspectBody(request.body);
+      return {
+        upstream: { method: 'POST', path, body, headers: forwardedRequestHeaders(request.headers) },
+        model,
+        stream: stream && messages,
+        messages,
+        reserveTokens: messages ? maxTokens : 0,
+        // Fallbacks rewrite only the value of the top-level "model"; every other byte goes upstream as sent.
+        ...(messages
+          ? {
+              fallbacks: {
+                models: fallbackChain(model, config.fallbackModels),
+                bodyFor: (next: string) => replaceModel(body, next),
+              },
+            }
+          : {}),
+      };
+    },
+    ...passthrough,
+  };
+}
+
+/** Model ids: letters, digits and `._-:@` (Anthropic, Bedrock and Vertex ids alike); nothing that could be a path. */
+const MODEL_ID = /^[\w.:@-]{1,200}$/;
+const LIST_PARAMS = { before_id: MODEL_ID, after_id: MODEL_ID, limit: /^\d{1,4}$/ } as const;
+
+/** The model list's query, rebuilt from the parameters the API knows: nothing else reaches the upstream. */
+function modelsQuery(request: FastifyRequest): string {
+  const given = request.query as Record<string, unknown>;
+  const params = new URLSearchParams();
+  for (const [name, pattern] of Object.entries(LIST_PARAMS)) {
+    const value = given[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'string' || !pattern.test(value)) {
+      throw new ConnectorError('invalid_request_error', 400, `The query parameter "${name}" is not valid`);
+    }
+    params.set(name, value);
+  }
+  const query = params.toString();
+  return query === '' ? '' : `?${query}`;
+}
+
+/** `anthropic-version` asks for Anthropic's shape; without it (an OpenAI client) the same list in OpenAI's shape. */
+function wantsOpenAIShape(request: FastifyRequest): boolean {
+  return request.headers['anthropic-version'] === undefined;
+}
+
+interface ModelsCall extends RawCall {
+  readonly openai: boolean;
+  readonly id: string | undefined;
+}
+
+function modelsAdapter(single: boolean): ApiAdapter<ModelsCall> {
+  return {
+    read(request) {
+      const openai = wantsOpenAIShape(request);
+      let id: string | undefined;
+      if (single) {
+        id = (request.params as { id: string }).id;
+        if (!MODEL_ID.test(id))
+          throw new ConnectorError(
+            'not_found_error',
+            404,
+            'No such model: a model id has only letters, digits and . _ - : @',
+          );
+      }
+      const path =
+        id !== undefined
+          ? `/v1/models/${id}`
+          : openai
+            ? '/v1/models?limit=1000'
+            : `/v1/models${modelsQuery(request)}`;
+      const headers = openai ? {} : { headers: forwardedRequestHeaders(request.headers) };
+      return {
+        upstream: { method: 'GET', path, ...headers },
+        model: undefined,
+        reserveTokens: 0,
+        stream: false,
+        messages: false,
+        openai,
+        id,
+      };
+    },
+    refused(exchange, call, answer) {
+      if (call.openai) throw mapUpstreamStatus(answer.statusCode, answer.headers, answer.errorBody);
+      return passthrough.refused?.(exchange, call, answer) ?? Promise.resolve();
+    },
+    async answer(exchange, call, answer) {
+      if (!call.openai) return relay(exchange, call, answer);
+      const body: unknown = await answer.body.json();
+      const list = anthropicModelsToOpenAI(call.id === undefined ? body : { data: [body] });
+      exchange.record.markFirstByte();
+      await exchange.reply.send(call.id === undefined ? list : list.data[0]);
+      return { outcome: 'completed', failure: null, usage: undefined, stopReason: undefined };
+    },
+  };
+}
+
+/**
+ * Anthropic-native routes: `/v1/messages`, `/v1/messages/count_tokens`, `/v1/models[/{id}]`, in
+ * Anthropic's error shape. Their bodies stay raw bytes (this plugin's own JSON parser).
+ */
+export function anthropicRoutes(deps: PipelineDeps) {
+  return (scope: FastifyInstance, _options: unknown, done: () => void): void => {
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('application/json', { parseAs: 'buffer' }, (_request, body, next) => {
       next(null, body);
     });
-    const config = { errorShape: 'anthropic' as const, guarded: true };
     const tags = ['Anthropic-compatible'];
-
-    const postRoute = (path: string, summary: string): void => {
-      scope.post(path, { config, schema: { summary, tags, hide: false } }, async (request, reply) => {
-        const { body, stream, model, maxTokens } = inspectBody(request.body);
-        request.record.model = model;
-        const messages = path === '/v1/messages';
-        const call: RawCall = { method: 'POST', path, body, stream: stream && messages, reserveTokens: messages ? maxTokens : 0 };
-        // Fallbacks rewrite only the value of the top-level "model"; every other byte goes upstream as sent.
-        if (messages) call.fallbacks = { models: fallbackChain(model, deps.config.fallbackModels), bodyFor: (next) => replaceModel(body, next) };
-        await passthrough(request, reply, call, deps);
+    const route = <C extends UpstreamCall>(
+      method: 'GET' | 'POST',
+      url: string,
+      summary: string,
+      adapter: ApiAdapter<C>,
+    ): void => {
+      answerRoute(scope, deps, {
+        method,
+        url,
+        schema: { summary, tags, hide: false },
+        errorShape: 'anthropic',
+        adapter,
       });
     };
-    postRoute('/v1/messages', 'Anthropic Messages API, relayed byte for byte (streaming and not)');
-    postRoute('/v1/messages/count_tokens', 'Anthropic token counting, relayed');
-
-    scope.get('/v1/models', { config, schema: { summary: 'List models: Anthropic shape with anthropic-version, else OpenAI shape', tags } }, async (request, reply) => {
-      if (wantsOpenAIShape(request)) return sendOpenAIModels(request, reply, deps.upstream);
-      const query = request.url.includes('?') ? request.url.slice(request.url.indexOf('?')) : '';
-      await passthrough(request, reply, { method: 'GET', path: `/v1/models${query}`, stream: false, reserveTokens: 0 }, deps);
-    });
-    scope.get<{ Params: { id: string } }>('/v1/models/:id', { config, schema: { summary: 'One model: Anthropic shape with anthropic-version, else OpenAI shape', tags } }, async (request, reply) => {
-      if (wantsOpenAIShape(request)) return sendOpenAIModels(request, reply, deps.upstream, request.params.id);
-      await passthrough(request, reply, { method: 'GET', path: `/v1/models/${encodeURIComponent(request.params.id)}`, stream: false, reserveTokens: 0 }, deps);
-    });
+    route(
+      'POST',
+      '/v1/messages',
+      'Anthropic Messages API, relayed byte for byte (streaming and not)',
+      messagesAdapter('/v1/messages'),
+    );
+    route(
+      'POST',
+      '/v1/messages/count_tokens',
+      'Anthropic token counting, relayed',
+      messagesAdapter('/v1/messages/count_tokens'),
+    );
+    route(
+      'GET',
+      '/v1/models',
+      'List models: Anthropic shape with anthropic-version, else OpenAI shape',
+      modelsAdapter(false),
+    );
+    route(
+      'GET',
+      '/v1/models/:id',
+      'One model: Anthropic shape with anthropic-version, else OpenAI shape',
+      modelsAdapter(true),
+    );
     done();
-  });
+  };
 }

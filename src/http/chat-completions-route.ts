@@ -1,20 +1,14 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { MessageAccumulator } from '../anthropic/message-accumulator.ts';
-import type { Config } from '../config.ts';
 import { ConnectorError } from '../errors.ts';
 import { openAIErrorBody } from '../openai/error-body.ts';
-import { ChunkTranslator, messageToCompletion, type CompletionDefaults } from '../openai/from-anthropic.ts';
+import { ChunkTranslator, messageToCompletion } from '../openai/from-anthropic.ts';
 import { ChatCompletionRequest } from '../openai/request-schema.ts';
 import { toAnthropic, type Problem } from '../openai/to-anthropic.ts';
-import type { UpstreamBody } from '../upstream/upstream-body.ts';
-import { fallbackChain, openWithFallbacks } from '../upstream/fallbacks.ts';
-import { mapUpstreamStatus } from '../upstream/map-status.ts';
-import { abortOnClientClose } from './client-abort.ts';
-import { brokenAnswer, pumpMessageStream, type PumpResult } from './message-pump.ts';
-import { errorResponses, type RouteDeps } from './route-deps.ts';
-import { admit } from './guard-hooks.ts';
-import { setServedModel } from './served-model.ts';
-import { pendingHeaders, SSE_HEADERS, SseBatch } from './sse-writer.ts';
+import { fallbackChain } from '../upstream/fallbacks.ts';
+import { collectMessage, streamMessage } from './message-answer.ts';
+import { answerRoute, type ApiAdapter, type PipelineDeps, type UpstreamCall } from './pipeline.ts';
+import { errorResponses } from './route-deps.ts';
 
 const OpenAIError = {
   type: 'object',
@@ -25,9 +19,15 @@ const OpenAIError = {
       required: ['message', 'type', 'param', 'code'],
       properties: {
         message: { type: 'string' },
-        type: { type: 'string', description: 'invalid_request_error, authentication_error, rate_limit_error or server_error' },
+        type: {
+          type: 'string',
+          description: 'invalid_request_error, authentication_error, rate_limit_error or server_error',
+        },
         param: { anyOf: [{ type: 'string' }, { type: 'null' }] },
-        code: { type: 'string', description: "The service's stable error type, e.g. rate_limit_error, upstream_timeout" },
+        code: {
+          type: 'string',
+          description: "The service's stable error type, e.g. rate_limit_error, upstream_timeout",
+        },
       },
     },
   },
@@ -44,7 +44,14 @@ const schema = {
     200: {
       description: 'A chat.completion object, or with "stream": true an SSE stream of chunks',
       content: {
-        'application/json': { schema: { type: 'object', properties: {}, additionalProperties: true, description: 'chat.completion' } },
+        'application/json': {
+          schema: {
+            type: 'object',
+            properties: {},
+            additionalProperties: true,
+            description: 'chat.completion',
+          },
+        },
         'text/event-stream': { schema: { type: 'string', description: STREAM_DESCRIPTION } },
       },
     },
@@ -65,80 +72,75 @@ function unsupported(problems: readonly Problem[]): ConnectorError {
   return new ConnectorError('invalid_request_error', 400, message, { param: problems[0]?.param });
 }
 
-/**
- * Once the upstream has been tried, the service's retries are the only ones: its error answer says
- * `x-should-retry: false` so that an SDK in front does not retry a 502 or 503 once more per attempt.
- */
-function noClientRetry(reply: FastifyReply, error: unknown): unknown {
-  void reply.header('x-should-retry', 'false');
-  return error;
+interface ChatCall extends UpstreamCall {
+  readonly stream: boolean;
+  readonly includeUsage: boolean;
 }
 
-/** The upstream answer that has begun, and what the translation decided. */
-interface Answer {
-  body: UpstreamBody;
-  defaults: CompletionDefaults;
-  includeUsage: boolean;
-}
+/** `/v1/chat/completions`: translated to a Messages request, the answer translated back to chunks or a completion. */
+const chatAdapter: ApiAdapter<ChatCall> = {
+  read(request, config) {
+    const translation = toAnthropic(request.body as ChatCompletionRequest, {
+      model: config.defaultModel,
+      maxTokens: config.defaultMaxTokens,
+    });
+    if (!translation.ok) throw unsupported(translation.problems);
+    const { body, includeUsage } = translation;
+    // Always streamed upstream: the read timeout then measures silence, not the length of the answer.
+    const bodyFor = (model: string): string => JSON.stringify({ ...body, model, stream: true });
+    return {
+      upstream: { method: 'POST', path: '/v1/messages', body: bodyFor(body.model) },
+      replyHeaders: ignoredFieldsHeader(translation.ignored),
+      model: body.model,
+      reserveTokens: body.max_tokens,
+      fallbacks: { models: fallbackChain(body.model, config.fallbackModels), bodyFor },
+      stream: body.stream,
+      includeUsage,
+    };
+  },
 
-/** Streams chunks as the upstream answer arrives; the status (200) was decided when it began. */
-async function relay(reply: FastifyReply, answer: Answer, config: Config): Promise<PumpResult> {
-  const { request } = reply;
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, { ...pendingHeaders(reply), ...SSE_HEADERS });
-  request.record.markStreaming();
-  const batch = new SseBatch(res, config.keepAliveIntervalMs);
-  const translator = new ChunkTranslator(
-    (data) => {
-      batch.add(`data: ${data}\n\n`);
-    },
-    answer.defaults,
-    answer.includeUsage,
-  );
-  const result = await pumpMessageStream(answer.body, { onTextLiteral: null, onEvent: translator.onEvent, ...batch.hooks }, config);
-  if (result.outcome === 'completed') batch.end();
-  else if (result.failure) batch.end(`data: ${JSON.stringify(openAIErrorBody(result.failure.type, result.failure.message))}\n\n`);
-  else batch.end();
-  return result;
-}
+  answer(exchange, call, { body }) {
+    const { request, record } = exchange;
+    const defaults = {
+      id: `chatcmpl-${request.id}`,
+      model: record.model ?? '',
+      created: Math.floor(Date.now() / 1000),
+    };
+    if (!call.stream) {
+      const accumulator = new MessageAccumulator();
+      return collectMessage(exchange, body, { onTextLiteral: null, onEvent: accumulator.onEvent }, () =>
+        exchange.reply.code(200).send(messageToCompletion(accumulator.message, defaults)),
+      );
+    }
+    return streamMessage(exchange, body, {
+      readers: (add) => {
+        const translator = new ChunkTranslator(
+          (data) => {
+            add(`data: ${data}\n\n`);
+          },
+          defaults,
+          call.includeUsage,
+        );
+        return { onTextLiteral: null, onEvent: translator.onEvent };
+      },
+      last: (result) =>
+        result.outcome !== 'completed' && result.failure
+          ? `data: ${JSON.stringify(openAIErrorBody(result.failure.type, result.failure.message))}\n\n`
+          : '',
+    });
+  },
+};
 
-/** Collects the whole answer (streamed upstream), then sends one chat.completion. */
-async function collect(reply: FastifyReply, answer: Answer, config: Config): Promise<PumpResult> {
-  const accumulator = new MessageAccumulator();
-  const hooks = { onTextLiteral: null, onEvent: accumulator.onEvent, clientGone: () => reply.raw.destroyed };
-  const result = await pumpMessageStream(answer.body, hooks, config);
-  if (result.outcome === 'completed') await reply.code(200).send(messageToCompletion(accumulator.message, answer.defaults));
-  else if (result.failure) throw noClientRetry(reply, brokenAnswer(result.failure));
-  return result;
-}
-
-async function handle(request: FastifyRequest, reply: FastifyReply, { config, upstream, guard, metrics }: RouteDeps): Promise<void> {
-  const translation = toAnthropic(request.body as ChatCompletionRequest, { model: config.defaultModel, maxTokens: config.defaultMaxTokens });
-  if (!translation.ok) throw unsupported(translation.problems);
-  const { body, includeUsage } = translation;
-  void reply.headers(ignoredFieldsHeader(translation.ignored));
-  const { record } = request;
-  record.model = body.model;
-  const signal = abortOnClientClose(reply.raw);
-  await admit(guard, request, reply, body.max_tokens, signal, metrics);
-  // Always streamed upstream: the read timeout then measures silence, not the length of the answer.
-  const bodyFor = (model: string): string => JSON.stringify({ ...body, model, stream: true });
-  const fallbacks = { models: fallbackChain(body.model, config.fallbackModels), bodyFor };
-  const opened = await openWithFallbacks(upstream, { method: 'POST', path: '/v1/messages', body: bodyFor(body.model), signal }, record, fallbacks).catch(
-    (error: unknown) => {
-      throw noClientRetry(reply, error);
-    },
-  );
-  if (!opened.ok) throw noClientRetry(reply, mapUpstreamStatus(opened.statusCode, opened.headers, opened.errorBody));
-  const served = record.model; // the requested model, or the fallback that answered
-  setServedModel(reply, served);
-  const defaults = { id: `chatcmpl-${request.id}`, model: served, created: Math.floor(Date.now() / 1000) };
-  const answer: Answer = { body: opened.body, defaults, includeUsage };
-  const result = body.stream ? await relay(reply, answer, config) : await collect(reply, answer, config);
-  record.finish(result);
-}
-
-export function registerChatCompletionsRoute(app: FastifyInstance, options: RouteDeps): void {
-  app.post('/v1/chat/completions', { schema, config: { errorShape: 'openai', guarded: true } }, (request, reply) => handle(request, reply, options));
+/** `POST /v1/chat/completions`, in OpenAI's error shape. */
+export function chatCompletionsRoutes(deps: PipelineDeps) {
+  return (app: FastifyInstance, _options: unknown, done: () => void): void => {
+    answerRoute(app, deps, {
+      method: 'POST',
+      url: '/v1/chat/completions',
+      schema,
+      errorShape: 'openai',
+      adapter: chatAdapter,
+    });
+    done();
+  };
 }

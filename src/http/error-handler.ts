@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { ConnectorError } from '../errors.ts';
-import { renderError, type ErrorShape } from './error-shapes.ts';
-import { retriedHeader } from './passthrough-headers.ts';
+import { renderError } from './error-shapes.ts';
+import { retryHeaders } from './pipeline.ts';
+import type { RouteTable } from './route-table.ts';
 
 /** Maps anything thrown (our errors, Fastify's own) to the service's error. Pure. */
 export function toConnectorError(error: unknown): ConnectorError {
@@ -24,12 +25,8 @@ export function toConnectorError(error: unknown): ConnectorError {
   return new ConnectorError('internal_error', 500, 'Internal error', { cause: error });
 }
 
-function shapeOf(config: { errorShape?: ErrorShape } | undefined): ErrorShape {
-  return config?.errorShape ?? 'default';
-}
-
-/** Renders every error, from routes and from the framework, as the JSON envelope. */
-export function installErrorHandling(app: FastifyInstance, allowedMethods: ReadonlyMap<string, string>): void {
+/** Renders every error, from routes and from the framework, in the route's error shape. */
+export function installErrorHandling(app: FastifyInstance, routes: RouteTable): void {
   app.setErrorHandler((error, request, reply) => {
     const mapped = toConnectorError(error);
     request.record.errorType = mapped.type;
@@ -41,24 +38,30 @@ export function installErrorHandling(app: FastifyInstance, allowedMethods: Reado
       reply.raw.destroy();
       return;
     }
-    if (mapped.status >= 500 && mapped.type === 'internal_error') request.log.error({ err: error }, 'unexpected error');
+    if (mapped.status >= 500 && mapped.type === 'internal_error')
+      request.log.error({ err: error }, 'unexpected error');
     if (mapped.retryAfter !== undefined) void reply.header('retry-after', mapped.retryAfter);
-    void reply.headers(retriedHeader(request.record.attempts));
-    return reply.code(mapped.status).send(renderError(shapeOf(request.routeOptions.config), mapped, request.id));
+    void reply.headers(retryHeaders(request.record));
+    return reply
+      .code(mapped.status)
+      .send(renderError(request.routeOptions.config.errorShape ?? 'default', mapped, request.id));
   });
 
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '';
-    const allow = allowedMethods.get(path);
-    const shape: ErrorShape = path === '/v1/chat/completions' ? 'openai' : path.startsWith('/v1/') ? 'anthropic' : 'default';
+    const allow = routes.allowed(path);
     let error: ConnectorError;
     if (allow === undefined) {
       error = new ConnectorError('not_found_error', 404, `No route for ${request.method} ${path}`);
     } else {
       void reply.header('allow', allow);
-      error = new ConnectorError('method_not_allowed', 405, `${request.method} is not allowed on ${path}; use ${allow}`);
+      error = new ConnectorError(
+        'method_not_allowed',
+        405,
+        `${request.method} is not allowed on ${path}; use ${allow}`,
+      );
     }
     request.record.errorType = error.type;
-    return reply.code(error.status).send(renderError(shape, error, request.id));
+    return reply.code(error.status).send(renderError(routes.shapeFor(path), error, request.id));
   });
 }

@@ -29,7 +29,7 @@ const CSP = [
  * Serves the streaming playground at `GET /` and its assets under `/playground/`, read once at
  * start-up. No content hashes in the names, so browsers revalidate (`no-cache`) against an ETag.
  */
-export async function registerPlayground(app: FastifyInstance): Promise<void> {
+export async function playgroundRoutes(app: FastifyInstance): Promise<void> {
   const files = await Promise.all(
     FILES.map(async ([path, file, type]) => ({
       path,

@@ -62,9 +62,10 @@ export class SseBatch {
     };
   }
 
-  add(text: string): void {
+  /** Adds text to what the current chunk will write (an arrow property: it is handed to the framing as it is). */
+  readonly add = (text: string): void => {
     this.out += text;
-  }
+  };
 
   /** Writes what was added; false when the client is slow (`resume` then runs on `drain`). */
   private flush(resume: () => void): boolean {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
-import { SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
-import { closedWithin } from '../helpers/wait.ts';
+import { requestLogs, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
+import { closedWithin, within } from '../helpers/wait.ts';
 
 const MESSAGE = { model: 'claude-sonnet-5', max_tokens: 64, messages: [{ role: 'user' as const, content: 'Hello' }] };
 
@@ -104,7 +104,6 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
   for (const [status, ErrorClass, expectedCalls] of [
     [429, Anthropic.RateLimitError, 3],
     [529, Anthropic.InternalServerError, 3],
-    [401, Anthropic.AuthenticationError, 1],
   ] as const) {
     it(`upstream ${status} surfaces as ${ErrorClass.name}, retried by the service only (${expectedCalls} upstream calls)`, async () => {
       h.fake.setScenario(() => ({ kind: 'error', status, retryAfterMs: '20' }));
@@ -115,6 +114,35 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
         return true;
       });
       assert.equal(h.fake.requests.length, expectedCalls);
+    });
+  }
+
+  for (const status of [401, 403]) {
+    it(`upstream ${status} (the service's own key refused) → 502 api_error naming the credentials, not retried by the SDK`, async () => {
+      h.fake.setScenario(() => ({ kind: 'error', status, message: `bad key ${SECRET_KEY}` }));
+      const sdk = new Anthropic({ baseURL: h.url, apiKey: 'k', maxRetries: 2 });
+      const error = await sdk.messages.create(MESSAGE).catch((e: unknown) => e);
+      assert.ok(error instanceof Anthropic.InternalServerError, String(error));
+      assert.equal(error.status, 502);
+      assert.equal((error.error as { error?: { type?: string } }).error?.type, 'api_error');
+      assert.match(error.message, /credentials/);
+      assert.ok(!error.message.includes(SECRET_KEY));
+      assert.equal(error.headers.get('x-should-retry'), 'false');
+      assert.equal(h.fake.requests.length, 1, 'one upstream call: neither the service nor the SDK retries');
+      const id = error.headers.get('x-request-id');
+      const line = await within(
+        (async () => {
+          for (;;) {
+            const found = requestLogs(h).find((l) => l.reqId === id);
+            if (found) return found;
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        })(),
+        5000,
+        'the request log line',
+      );
+      assert.equal(line.outcome, 'upstream_error');
+      assert.equal(line.error_type, 'upstream_authentication_error');
     });
   }
 

@@ -1,0 +1,32 @@
+import type { RequestFinished } from '../http/request-record.ts';
+import type { RequestSubscriber } from '../http/request-events.ts';
+
+function round(ms: number | undefined): number | undefined {
+  return ms === undefined ? undefined : Math.round(ms * 100) / 100;
+}
+
+/** The request's one log line (with the logger's request id), from its finished record. */
+export function requestLogLine(f: RequestFinished): Record<string, unknown> {
+  return {
+    route: f.route,
+    status: f.status,
+    outcome: f.outcome,
+    model: f.model,
+    key: f.key,
+    attempts: f.attempts,
+    fallbacks: f.fallbacks,
+    upstream_status: f.upstreamStatus,
+    ttfb_ms: round(f.ttfbMs),
+    duration_ms: round(f.durationMs),
+    input_tokens: f.usage?.input_tokens,
+    output_tokens: f.usage?.output_tokens,
+    stop_reason: f.stopReason,
+    error_type: f.errorType,
+  };
+}
+
+export const requestLog: RequestSubscriber = {
+  finished(f, request) {
+    request.log.info(requestLogLine(f), 'request');
+  },
+};

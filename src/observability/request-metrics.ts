@@ -1,0 +1,51 @@
+import type { RequestFinished } from '../http/request-record.ts';
+import type { RequestSubscriber } from '../http/request-events.ts';
+import type { Metrics } from './metrics.ts';
+
+/** At most this many model names become label values; the rest count as `other` (clients choose the names). */
+export const MAX_MODEL_LABELS = 64;
+
+/** Counts each finished request in the metrics. */
+export function requestMetrics(metrics: Metrics): RequestSubscriber {
+  const models = new Set<string>();
+  const modelLabel = (model: string | undefined): string => {
+    if (model === undefined) return 'unknown';
+    if (models.has(model)) return model;
+    if (models.size >= MAX_MODEL_LABELS) return 'other';
+    models.add(model);
+    return model;
+  };
+  return {
+    streamStarted(route) {
+      metrics.openStreams.inc({ route });
+    },
+    finished(f: RequestFinished) {
+      const { route } = f;
+      metrics.requests.inc({ route, status: String(f.status), outcome: f.outcome });
+      metrics.duration.observe({ route }, f.durationMs / 1000);
+      if (f.streamed) metrics.openStreams.dec({ route });
+      if (f.attempts > 0) {
+        metrics.upstreamAttempts.inc(
+          { route, result: String(f.upstreamStatus ?? f.errorType ?? 'error') },
+          1,
+        );
+        if (f.attempts > 1) metrics.upstreamAttempts.inc({ route, result: 'retried' }, f.attempts - 1);
+      }
+      const model = modelLabel(f.model);
+      if (f.fallbacks > 0) metrics.fallbacks.inc({ route, model }, f.fallbacks);
+      if (f.errorType !== undefined && (f.outcome === 'upstream_error' || f.outcome === 'stream_error')) {
+        metrics.upstreamErrors.inc({ route, type: f.errorType });
+      }
+      if (f.ttfbMs !== undefined) metrics.timeToFirstByte.observe({ route }, f.ttfbMs / 1000);
+      if (f.addedLatencyMs !== undefined) metrics.addedLatency.observe({ route }, f.addedLatencyMs / 1000);
+      const usage = f.usage;
+      if (usage === undefined) return;
+      // Literal label objects: spreading one shared object into each made this four times slower (~4 µs).
+      const key = f.key ?? '-';
+      metrics.tokens.inc({ direction: 'input', model, key }, usage.input_tokens);
+      metrics.tokens.inc({ direction: 'output', model, key }, usage.output_tokens);
+      metrics.tokens.inc({ direction: 'cache_read', model, key }, usage.cache_read_input_tokens);
+      metrics.tokens.inc({ direction: 'cache_creation', model, key }, usage.cache_creation_input_tokens);
+    },
+  };
+}
