@@ -26,6 +26,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     record: RequestRecord;
   }
+  interface FastifyInstance {
+    /** What is registered: paths, methods, error shapes, which are guarded. */
+    routeTable: RouteTable;
+  }
 }
 
 export interface AppDeps {
@@ -131,16 +135,18 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
 
   const events = new RequestEvents();
+  // The limits are settled first: a client that reads the log line (or the metrics) sees settled counts.
+  installRequestPipeline(app, events);
   events.subscribe(requestLog);
   if (deps.metrics) events.subscribe(requestMetrics(deps.metrics));
   installRequestRecords(app, events);
-  installRequestPipeline(app, events);
   for (const subscriber of deps.subscribers ?? []) events.subscribe(subscriber);
   if (config.corsOrigins.length > 0) await app.register(cors, corsOptions(config.corsOrigins));
   sweepIdleOnClose(app);
   installAuthentication(app, deps.guard);
   const routes = RouteTable.watch(app);
   routes.declarePrefix('/v1/', 'anthropic');
+  app.decorate('routeTable', routes);
   installErrorHandling(app, routes);
 
   app.removeAllContentTypeParsers();

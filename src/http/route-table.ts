@@ -2,9 +2,20 @@ import type { FastifyInstance } from 'fastify';
 import type { ErrorShape } from './error-shapes.ts';
 
 interface Entry {
+  readonly url: string;
   readonly pattern: RegExp;
   readonly methods: Set<string>;
   readonly shape: ErrorShape;
+  /** Client keys and limits apply (see answerRoute). */
+  readonly guarded: boolean;
+}
+
+/** One registered path, as `list()` gives it. */
+export interface RouteInfo {
+  readonly url: string;
+  readonly methods: readonly string[];
+  readonly shape: ErrorShape;
+  readonly guarded: boolean;
 }
 
 function patternOf(url: string): RegExp {
@@ -32,13 +43,19 @@ export class RouteTable {
     app.addHook('onRoute', (route) => {
       if (route.url === '*' || route.url.startsWith('/docs')) return;
       const methods = Array.isArray(route.method) ? route.method : [route.method];
-      table.add(route.url, methods, route.config?.errorShape ?? 'default');
+      table.add(route.url, methods, route.config?.errorShape ?? 'default', route.config?.guarded === true);
     });
     return table;
   }
 
-  add(url: string, methods: readonly string[], shape: ErrorShape): void {
-    const entry = this.entries.get(url) ?? { pattern: patternOf(url), methods: new Set<string>(), shape };
+  add(url: string, methods: readonly string[], shape: ErrorShape, guarded = false): void {
+    const entry = this.entries.get(url) ?? {
+      url,
+      pattern: patternOf(url),
+      methods: new Set<string>(),
+      shape,
+      guarded,
+    };
     for (const method of methods) entry.methods.add(method);
     this.entries.set(url, entry);
   }
@@ -47,6 +64,16 @@ export class RouteTable {
   declarePrefix(prefix: string, shape: ErrorShape): void {
     this.prefixes.push({ prefix, shape });
     this.prefixes.sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  /** Every registered path with its methods (for tests that walk the routes, and for docs). */
+  list(): RouteInfo[] {
+    return [...this.entries.values()].map(({ url, methods, shape, guarded }) => ({
+      url,
+      methods: [...methods],
+      shape,
+      guarded,
+    }));
   }
 
   private match(path: string): Entry | undefined {

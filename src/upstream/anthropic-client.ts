@@ -19,7 +19,12 @@ export const ANTHROPIC_VERSION = '2023-06-01';
 /** What the upstream client needs of the configuration. */
 export type UpstreamOptions = Pick<
   Config,
-  'upstreamOrigin' | 'upstreamPathPrefix' | 'anthropicApiKey' | 'maxRetries' | 'connectTimeoutMs' | 'readTimeoutMs'
+  | 'upstreamOrigin'
+  | 'upstreamPathPrefix'
+  | 'anthropicApiKey'
+  | 'maxRetries'
+  | 'connectTimeoutMs'
+  | 'readTimeoutMs'
 >;
 
 /** The timeouts, which error messages name. */
@@ -61,15 +66,27 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 export function classifyNetworkError(error: unknown, options: UpstreamTimeouts): ConnectorError {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code === 'string' && TIMEOUT_CODES.has(code)) {
-    return new ConnectorError('upstream_timeout', 504, `Upstream was silent for ${options.readTimeoutMs / 1000} s`, { cause: error });
+    return new ConnectorError(
+      'upstream_timeout',
+      504,
+      `Upstream was silent for ${options.readTimeoutMs / 1000} s`,
+      { cause: error },
+    );
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT') {
-    return new ConnectorError('upstream_unreachable', 502, `Could not connect to the upstream within ${options.connectTimeoutMs / 1000} s`, {
-      cause: error,
-    });
+    return new ConnectorError(
+      'upstream_unreachable',
+      502,
+      `Could not connect to the upstream within ${options.connectTimeoutMs / 1000} s`,
+      {
+        cause: error,
+      },
+    );
   }
   const detail = typeof code === 'string' ? ` (${code})` : '';
-  return new ConnectorError('upstream_unreachable', 502, `Could not reach the upstream${detail}`, { cause: error });
+  return new ConnectorError('upstream_unreachable', 502, `Could not reach the upstream${detail}`, {
+    cause: error,
+  });
 }
 
 export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
@@ -111,6 +128,8 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       let failure: ConnectorError | undefined;
       try {
         answer = await attempt(request);
+        if (!answer.ok)
+          answer = { ...answer, errorBody: redactKey(answer.errorBody, options.anthropicApiKey) };
         trace.upstreamAnsweredAt = performance.now();
         trace.upstreamStatus = answer.statusCode;
       } catch (error) {
@@ -136,6 +155,15 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   };
 }
 
+/**
+ * Defence in depth: should an error body ever contain the service's own key (a proxy in between
+ * echoing the request's headers), it is cut out before the body goes anywhere (a client, a log).
+ */
+export function redactKey(body: Buffer, key: string): Buffer {
+  if (key === '' || !body.includes(key)) return body;
+  return Buffer.from(body.toString('utf8').replaceAll(key, '[redacted]'), 'utf8');
+}
+
 const ABORTED = new Error('The client closed the request');
 
 /**
@@ -153,7 +181,11 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
     this.controller?.abort(ABORTED);
   };
 
-  constructor(signal: AbortSignal, resolve: (answer: UpstreamAnswer) => void, reject: (error: unknown) => void) {
+  constructor(
+    signal: AbortSignal,
+    resolve: (answer: UpstreamAnswer) => void,
+    reject: (error: unknown) => void,
+  ) {
     this.signal = signal;
     this.resolve = resolve;
     this.reject = reject;
