@@ -4,6 +4,9 @@
  * counted once in the metrics.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
 import { bearer, metricValue, readUntil, scrapeMetrics, waitFor } from '../helpers/routes.ts';
@@ -32,9 +35,6 @@ describe('the finished record is emitted once per request, for every outcome', (
 
   before(async () => {
     const keys = `alice:${ALICE}\nlimited:${LIMITED} rpm=1`;
-    const { writeFileSync, mkdtempSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
     const file = join(mkdtempSync(join(tmpdir(), 'llmc-keys-')), 'keys');
     writeFileSync(file, keys);
     h = await startHarness({ SERVICE_API_KEYS_FILE: file });
