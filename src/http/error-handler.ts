@@ -3,13 +3,15 @@ import { ConnectorError } from '../errors.ts';
 import { renderError } from './error-shapes.ts';
 import { retryHeaders } from './pipeline.ts';
 import type { RouteTable } from './route-table.ts';
+import { plainValidation } from './validation-message.ts';
 
 /** Maps anything thrown (our errors, Fastify's own) to the service's error. Pure. */
 export function toConnectorError(error: unknown): ConnectorError {
   if (error instanceof ConnectorError) return error;
   const fastifyError = error as Partial<FastifyError>;
   if (fastifyError.validation) {
-    return new ConnectorError('invalid_request_error', 400, fastifyError.message ?? 'Invalid request');
+    const plain = plainValidation(fastifyError.validation);
+    return new ConnectorError('invalid_request_error', 400, plain.message, { param: plain.param });
   }
   switch (fastifyError.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
