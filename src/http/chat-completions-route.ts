@@ -8,7 +8,7 @@ import { toAnthropic, type Problem } from '../openai/to-anthropic.ts';
 import { fallbackChain } from '../upstream/fallbacks.ts';
 import { collectMessage, streamMessage } from './message-answer.ts';
 import { answerRoute, type ApiAdapter, type PipelineDeps, type UpstreamCall } from './pipeline.ts';
-import { errorResponses } from './route-deps.ts';
+import { errorResponses } from './error-responses.ts';
 
 const OpenAIError = {
   type: 'object',

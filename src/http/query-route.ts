@@ -5,7 +5,7 @@ import { ConnectorError, errorEnvelope } from '../errors.ts';
 import { fallbackChain } from '../upstream/fallbacks.ts';
 import { collectMessage, streamMessage, type StreamFraming } from './message-answer.ts';
 import { answerRoute, type ApiAdapter, type PipelineDeps, type UpstreamCall } from './pipeline.ts';
-import { errorResponses } from './route-deps.ts';
+import { errorResponses } from './error-responses.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
 import { sseEvent } from './sse-writer.ts';
 

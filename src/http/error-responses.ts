@@ -1,16 +1,5 @@
 import type { JSONSchema } from 'json-schema-to-ts';
-import type { Config } from '../config.ts';
-import type { Guard } from '../limits/guard.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import type { UpstreamClient } from '../upstream/anthropic-client.ts';
 
-/** What every answering route needs. */
-export interface RouteDeps {
-  config: Config;
-  upstream: UpstreamClient;
-  guard?: Guard | undefined;
-  metrics?: Metrics | undefined;
-}
 
 /**
  * The OpenAPI error answers shared by the answering routes, with the route's own error schema;
