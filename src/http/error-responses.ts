@@ -1,6 +1,5 @@
 import type { JSONSchema } from 'json-schema-to-ts';
 
-
 /**
  * The OpenAPI error answers shared by the answering routes, with the route's own error schema;
  * `invalid` describes its 400.
