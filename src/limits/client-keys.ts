@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config.ts';
+import { ConfigError } from '../config-error.ts';
 import { parseLimitValue, type LimitName, type LimitOverrides } from './limits.ts';
 
 /** An authenticated client: its name (for logs, metrics and limits) and its limit overrides. */
@@ -108,15 +108,15 @@ export function parseServiceApiKeysFile(text: string, variable = 'SERVICE_API_KE
 }
 
 type Source = Readonly<Record<string, string | undefined>>;
+type ReadFile = (path: string) => string;
+
+const readUtf8: ReadFile = (path) => readFileSync(path, 'utf8');
 
 /**
  * Client keys from `SERVICE_API_KEYS` or `SERVICE_API_KEYS_FILE` (not both), or null when neither
  * is set (authentication off).
  */
-export function loadClientKeys(
-  env: Source,
-  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
-): ClientKeyEntry[] | null {
+export function loadClientKeys(env: Source, readFile: ReadFile = readUtf8): ClientKeyEntry[] | null {
   const inline = env.SERVICE_API_KEYS?.trim() ?? '';
   const path = env.SERVICE_API_KEYS_FILE?.trim() ?? '';
   if (inline !== '' && path !== '')
@@ -149,6 +149,11 @@ export class ClientKeyring {
 
   get names(): readonly string[] {
     return this.#clients.map((client) => client.name);
+  }
+
+  /** The clients (names and limit overrides, no keys), in the order given. */
+  get clients(): readonly ClientKey[] {
+    return this.#clients;
   }
 
   /**
