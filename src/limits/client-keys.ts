@@ -112,6 +112,18 @@ type ReadFile = (path: string) => string;
 
 const readUtf8: ReadFile = (path) => readFileSync(path, 'utf8');
 
+/** Reads and parses the keys file at `path`; throws a ConfigError naming the file or the line at fault. */
+export function readServiceApiKeysFile(path: string, readFile: ReadFile = readUtf8): ClientKeyEntry[] {
+  let text: string;
+  try {
+    text = readFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
+    throw new ConfigError(`SERVICE_API_KEYS_FILE: cannot read "${path}" (${code})`);
+  }
+  return parseServiceApiKeysFile(text);
+}
+
 /**
  * Client keys from `SERVICE_API_KEYS` or `SERVICE_API_KEYS_FILE` (not both), or null when neither
  * is set (authentication off).
@@ -123,14 +135,7 @@ export function loadClientKeys(env: Source, readFile: ReadFile = readUtf8): Clie
     throw new ConfigError('Set only one of SERVICE_API_KEYS and SERVICE_API_KEYS_FILE');
   if (inline !== '') return parseServiceApiKeys(inline);
   if (path === '') return null;
-  let text: string;
-  try {
-    text = readFile(path);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code ?? 'unreadable';
-    throw new ConfigError(`SERVICE_API_KEYS_FILE: cannot read "${path}" (${code})`);
-  }
-  return parseServiceApiKeysFile(text);
+  return readServiceApiKeysFile(path, readFile);
 }
 
 /** Holds only SHA-256 digests of the keys and finds the client a presented key belongs to. */

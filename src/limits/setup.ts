@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import { ConfigError } from '../config-error.ts';
-import type { ClientKeyring } from './client-keys.ts';
-import { createGuard, type Guard, type GuardLogger } from './guard.ts';
+import { ClientKeyring, readServiceApiKeysFile } from './client-keys.ts';
+import { createGuard, type Guard, type GuardLogger, type ReloadableGuard } from './guard.ts';
 import type { LimitStore } from './limit-store.ts';
 import { hasAnyLimit, type LimitSettings } from './limits.ts';
 import { MemoryLimitStore } from './memory-store.ts';
@@ -11,13 +11,26 @@ import { createUpstreamGate } from './upstream-gate.ts';
 /** The settings the guard is built from, all parsed by `loadConfig`. */
 export type GuardSettings = Pick<
   Config,
-  'host' | 'workers' | 'allowUnauthenticated' | 'clientKeys' | 'limits'
+  'host' | 'workers' | 'allowUnauthenticated' | 'clientKeys' | 'clientKeysFile' | 'limits'
 >;
+
+/**
+ * What a reload of the keys file did. Unless `ok`, the old keys stay in force; `file` is undefined
+ * when there is no file to re-read (the keys come from SERVICE_API_KEYS, or there are none).
+ */
+export type KeysReload =
+  | { readonly ok: true; readonly file: string; readonly keys: number }
+  | { readonly ok: false; readonly file: string | undefined; readonly error: string };
 
 export interface GuardSetup {
   /** Undefined when there is nothing to guard (no keys, no limits): zero cost on the request path. */
   guard: Guard | undefined;
   authenticated: boolean;
+  /**
+   * Re-reads SERVICE_API_KEYS_FILE and, only if the whole file is valid, swaps in the new keys and
+   * their limits for the next request. Never throws.
+   */
+  reloadKeys(): KeysReload;
   /** Waits for Redis (when configured) up to `ms`; true when ready. */
   waitUntilReady(ms: number): Promise<boolean>;
   close(): Promise<void>;
@@ -68,6 +81,24 @@ export function checkClusterSetup(settings: GuardSettings): void {
   checkLimitsShared(settings, settings.clientKeys);
 }
 
+/** Reads the keys file into a new keyring, whole or not at all. */
+function reloadFrom(settings: GuardSettings, guard: ReloadableGuard | undefined): KeysReload {
+  const file = settings.clientKeysFile;
+  if (file === undefined || guard === undefined) {
+    const error =
+      settings.clientKeys === null ? 'client keys are off' : 'the keys come from SERVICE_API_KEYS';
+    return { ok: false, file: undefined, error: `no SERVICE_API_KEYS_FILE to reload (${error})` };
+  }
+  try {
+    const keyring = new ClientKeyring(readServiceApiKeysFile(file));
+    checkLimitsShared(settings, keyring);
+    guard.replaceKeyring(keyring);
+    return { ok: true, file, keys: keyring.clients.length };
+  } catch (error) {
+    return { ok: false, file, error: error instanceof Error ? error.message : String(error) };
+  }
+}
+
 /**
  * Builds the guard from the parsed settings (client keys, limits, Redis), after the exposure check;
  * throws ConfigError when the service must not start with them.
@@ -85,6 +116,7 @@ export function setUpGuard(
     return {
       guard: undefined,
       authenticated: false,
+      reloadKeys: () => reloadFrom(settings, undefined),
       waitUntilReady: () => Promise.resolve(true),
       close: () => Promise.resolve(),
     };
@@ -102,7 +134,21 @@ export function setUpGuard(
   return {
     guard,
     authenticated: clientKeys !== null,
+    reloadKeys: () => reloadFrom(settings, guard),
     waitUntilReady: (ms) => redis?.waitUntilReady(ms) ?? Promise.resolve(true),
     close: () => store.close(),
   };
+}
+
+export interface ReloadLogger {
+  info(details: object, message: string): void;
+  warn(details: object, message: string): void;
+  error(details: object, message: string): void;
+}
+
+/** The one log line of a reload: the count of keys (never a key), or why the old keys stay. */
+export function logKeysReload(result: KeysReload, logger: ReloadLogger): void {
+  if (result.ok) logger.info({ file: result.file, keys: result.keys }, 'client keys reloaded');
+  else if (result.file === undefined) logger.warn({}, `client keys not reloaded: ${result.error}`);
+  else logger.error({ file: result.file }, `client keys not reloaded, the old keys stay: ${result.error}`);
 }
