@@ -1,5 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
+import { ConfigError } from './config-error.ts';
+import { ClientKeyring, loadClientKeys } from './limits/client-keys.ts';
+import { parseLimitSettings, type LimitSettings } from './limits/limits.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -28,12 +31,17 @@ export interface Config {
   readonly workers: number;
   /** With client keys on, /metrics also needs one (METRICS_REQUIRE_KEY). */
   readonly metricsRequireKey: boolean;
+  /** Listen beyond loopback without client keys (ALLOW_UNAUTHENTICATED). */
+  readonly allowUnauthenticated: boolean;
+  /** The client keys as digests, names and limits (no key itself); null: authentication is off. */
+  readonly clientKeys: ClientKeyring | null;
+  /** SERVICE_API_KEYS_FILE, re-read on SIGHUP; undefined when the keys come from SERVICE_API_KEYS or are off. */
+  readonly clientKeysFile: string | undefined;
+  /** Default limits per client, the upstream cap and the limit store (RATE_LIMIT_*, REDIS_URL…). */
+  readonly limits: LimitSettings;
 }
 
-/** A setting is wrong: the message is one line that names the variable. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-}
+export { ConfigError };
 
 type Source = Readonly<Record<string, string | undefined>>;
 
@@ -88,11 +96,12 @@ function number(env: Source, name: string, fallback: number, opts: { integer?: b
   return value;
 }
 
+/** The one rule for on/off settings: true/1 or false/0 in any case; blank is the default (false). */
 function flag(env: Source, name: string): boolean {
   const raw = env[name]?.trim().toLowerCase() ?? '';
   if (raw === '' || raw === 'false' || raw === '0') return false;
   if (raw === 'true' || raw === '1') return true;
-  throw new ConfigError(`${name} must be true or false, got "${env[name] ?? ''}"`);
+  throw new ConfigError(`${name} must be true or false (or 1 or 0), got "${env[name] ?? ''}"`);
 }
 
 function positiveSeconds(env: Source, name: string, fallback: number): number {
@@ -145,8 +154,15 @@ export function parseModelList(raw: string | undefined, name = 'FALLBACK_MODELS'
   return models;
 }
 
+/** Client keys from SERVICE_API_KEYS or SERVICE_API_KEYS_FILE, kept only as a keyring (digests). */
+function clientKeyring(env: Source): ClientKeyring | null {
+  const entries = loadClientKeys(env);
+  return entries === null ? null : new ClientKeyring(entries);
+}
+
 /**
- * Builds the frozen configuration from the environment (which wins) over the `.env` file values.
+ * Builds the frozen configuration from the environment (which wins) over the `.env` file values:
+ * every setting, client keys (reading SERVICE_API_KEYS_FILE) and limits included.
  * Throws ConfigError with a one-line message naming the offending setting.
  */
 export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Config {
@@ -183,5 +199,9 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     fallbackModels: parseModelList(env.FALLBACK_MODELS),
     metricsRequireKey: flag(env, 'METRICS_REQUIRE_KEY'),
     workers: number(workersSource, flags.workers === undefined ? 'WORKERS' : '--workers', 1, { integer: true, min: 1, max: 256 }),
+    clientKeys: clientKeyring(env),
+    clientKeysFile: env.SERVICE_API_KEYS_FILE?.trim() || undefined,
+    limits: parseLimitSettings(env),
+    allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
   });
 }

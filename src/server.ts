@@ -3,11 +3,11 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.ts';
-import { MOCK_UPSTREAM_ENV, onDrainRequest } from './cluster/messages.ts';
+import { MOCK_UPSTREAM_ENV, onDrainRequest, onReloadKeysRequest } from './cluster/messages.ts';
 import { clusterMetricsSource } from './cluster/metrics-ipc.ts';
 import { runPrimary } from './cluster/primary.ts';
 import { ConfigError, loadConfig, parseArgs, readEnvFile, type Config } from './config.ts';
-import { checkClusterSetup, checkExposure, setUpGuard, type GuardSetup } from './limits/setup.ts';
+import { checkClusterSetup, logKeysReload, setUpGuard, type GuardSetup } from './limits/setup.ts';
 import { startFakeUpstream, type FakeUpstream } from './mock/fake-upstream.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createUpstreamClient } from './upstream/anthropic-client.ts';
@@ -37,14 +37,19 @@ function configure(env: Env): Config {
   return orFail(() => loadConfig(env, parseArgs(process.argv.slice(2))));
 }
 
-function guardFor(env: Env, config: Config, logger: Logger, metrics: Metrics): GuardSetup {
-  return orFail(() => {
-    const setup = setUpGuard(env, logger, () => {
+function guardFor(config: Config, logger: Logger, metrics: Metrics): GuardSetup {
+  const setup = orFail(() =>
+    setUpGuard(config, logger, () => {
       metrics.redisErrors.inc();
-    });
-    checkExposure(config.host, setup.authenticated, env);
-    return setup;
-  });
+    }),
+  );
+  // SIGHUP (or, in a worker, the primary passing it on) re-reads SERVICE_API_KEYS_FILE.
+  const reload = (): void => {
+    logKeysReload(setup.reloadKeys(), logger);
+  };
+  process.on('SIGHUP', reload);
+  if (cluster.isWorker) onReloadKeysRequest(reload);
+  return setup;
 }
 
 async function main(): Promise<void> {
@@ -55,13 +60,13 @@ async function main(): Promise<void> {
   const logger = pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: false }));
   if (config.workers > 1 && cluster.isPrimary) {
     orFail(() => {
-      checkClusterSetup(env, config.host, config.workers);
+      checkClusterSetup(config);
     });
-    await runPrimary({ workers: config.workers, host: config.host, logger, mock: config.mock, drainMs: DRAIN_MS });
+    await runPrimary({ workers: config.workers, host: config.host, logger, mock: config.mock, drainMs: DRAIN_MS, keysFile: config.clientKeysFile });
     return;
   }
   const metrics = createMetrics();
-  const limits = guardFor(env, config, logger, metrics);
+  const limits = guardFor(config, logger, metrics);
   let mock: FakeUpstream | undefined;
   if (config.mock) {
     // In a cluster the primary runs one simulated upstream for all workers.

@@ -3,6 +3,8 @@
  * carries a `type` starting with `llmc:`; anything else on the channel is ignored.
  */
 export const DRAIN = 'llmc:drain';
+/** Primary → every worker (on SIGHUP): re-read SERVICE_API_KEYS_FILE. */
+export const RELOAD_KEYS = 'llmc:reload-keys';
 /** Worker → primary: the cluster-wide metrics text, please; answered with METRICS_RESPONSE. */
 export const METRICS_REQUEST = 'llmc:metrics-request';
 export const METRICS_RESPONSE = 'llmc:metrics-response';
@@ -15,6 +17,10 @@ export const MOCK_UPSTREAM_ENV = 'LLMC_CLUSTER_MOCK_UPSTREAM';
 
 export interface DrainMessage {
   type: typeof DRAIN;
+}
+
+export interface ReloadKeysMessage {
+  type: typeof RELOAD_KEYS;
 }
 
 export interface MetricsRequest {
@@ -39,5 +45,12 @@ export function isMessage<T extends { type: string }>(message: unknown, type: T[
 export function onDrainRequest(drain: () => void): void {
   process.on('message', (message: unknown) => {
     if (isMessage<DrainMessage>(message, DRAIN)) drain();
+  });
+}
+
+/** Worker: calls `reload` when the primary passes on a SIGHUP. */
+export function onReloadKeysRequest(reload: () => void): void {
+  process.on('message', (message: unknown) => {
+    if (isMessage<ReloadKeysMessage>(message, RELOAD_KEYS)) reload();
   });
 }

@@ -1,13 +1,14 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { startFakeUpstream, type FakeUpstream } from '../mock/fake-upstream.ts';
-import { DRAIN, MOCK_UPSTREAM_ENV, type DrainMessage } from './messages.ts';
+import { DRAIN, MOCK_UPSTREAM_ENV, RELOAD_KEYS, type DrainMessage, type ReloadKeysMessage } from './messages.ts';
 import { serveClusterMetrics } from './metrics-ipc.ts';
 
 /**
  * `--workers N`: the primary forks N workers that share the port (node:cluster hands out the
  * connections), restarts a worker that dies (with a growing delay, never in a tight loop) and, on
- * SIGTERM or SIGINT, asks every worker to drain and exits 0 once all have. It serves no requests.
+ * SIGTERM or SIGINT, asks every worker to drain and exits 0 once all have; on SIGHUP, asks every
+ * worker to re-read the keys file. It serves no requests.
  */
 export interface PrimaryOptions {
   workers: number;
@@ -17,6 +18,8 @@ export interface PrimaryOptions {
   mock: boolean;
   /** How long workers may take to drain; they force-close their connections after it. */
   drainMs: number;
+  /** SERVICE_API_KEYS_FILE, which SIGHUP makes every worker re-read; undefined: nothing to reload. */
+  keysFile: string | undefined;
 }
 
 const FIRST_RESTART_DELAY_MS = 250;
@@ -153,6 +156,22 @@ class Supervisor {
     }, this.options.drainMs + DRAIN_GRACE_MS).unref();
   };
 
+  /** SIGHUP: every worker re-reads the keys file and logs the outcome (a worker forked later reads it anyway). */
+  readonly reloadKeys = (): void => {
+    if (this.options.keysFile === undefined) {
+      this.options.logger.warn('client keys not reloaded: no SERVICE_API_KEYS_FILE to reload');
+      return;
+    }
+    const reload: ReloadKeysMessage = { type: RELOAD_KEYS };
+    let asked = 0;
+    for (const worker of this.bySlot.keys()) {
+      if (!worker.isConnected()) continue;
+      worker.send(reload, () => undefined);
+      asked++;
+    }
+    this.options.logger.info({ file: this.options.keysFile, workers: asked }, `SIGHUP: asking ${asked} workers to reload the client keys`);
+  };
+
   private finish(): void {
     void Promise.resolve(this.mock?.close()).finally(() => {
       this.options.logger.flush();
@@ -168,5 +187,6 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   serveClusterMetrics(() => supervisor.readyWorkers());
   process.once('SIGTERM', supervisor.shutdown);
   process.once('SIGINT', supervisor.shutdown);
+  process.on('SIGHUP', supervisor.reloadKeys);
   supervisor.start();
 }

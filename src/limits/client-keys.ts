@@ -1,6 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config.ts';
+import { ConfigError } from '../config-error.ts';
 import { parseLimitValue, type LimitName, type LimitOverrides } from './limits.ts';
 
 /** An authenticated client: its name (for logs, metrics and limits) and its limit overrides. */
@@ -108,21 +108,12 @@ export function parseServiceApiKeysFile(text: string, variable = 'SERVICE_API_KE
 }
 
 type Source = Readonly<Record<string, string | undefined>>;
+type ReadFile = (path: string) => string;
 
-/**
- * Client keys from `SERVICE_API_KEYS` or `SERVICE_API_KEYS_FILE` (not both), or null when neither
- * is set (authentication off).
- */
-export function loadClientKeys(
-  env: Source,
-  readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
-): ClientKeyEntry[] | null {
-  const inline = env.SERVICE_API_KEYS?.trim() ?? '';
-  const path = env.SERVICE_API_KEYS_FILE?.trim() ?? '';
-  if (inline !== '' && path !== '')
-    throw new ConfigError('Set only one of SERVICE_API_KEYS and SERVICE_API_KEYS_FILE');
-  if (inline !== '') return parseServiceApiKeys(inline);
-  if (path === '') return null;
+const readUtf8: ReadFile = (path) => readFileSync(path, 'utf8');
+
+/** Reads and parses the keys file at `path`; throws a ConfigError naming the file or the line at fault. */
+export function readServiceApiKeysFile(path: string, readFile: ReadFile = readUtf8): ClientKeyEntry[] {
   let text: string;
   try {
     text = readFile(path);
@@ -131,6 +122,20 @@ export function loadClientKeys(
     throw new ConfigError(`SERVICE_API_KEYS_FILE: cannot read "${path}" (${code})`);
   }
   return parseServiceApiKeysFile(text);
+}
+
+/**
+ * Client keys from `SERVICE_API_KEYS` or `SERVICE_API_KEYS_FILE` (not both), or null when neither
+ * is set (authentication off).
+ */
+export function loadClientKeys(env: Source, readFile: ReadFile = readUtf8): ClientKeyEntry[] | null {
+  const inline = env.SERVICE_API_KEYS?.trim() ?? '';
+  const path = env.SERVICE_API_KEYS_FILE?.trim() ?? '';
+  if (inline !== '' && path !== '')
+    throw new ConfigError('Set only one of SERVICE_API_KEYS and SERVICE_API_KEYS_FILE');
+  if (inline !== '') return parseServiceApiKeys(inline);
+  if (path === '') return null;
+  return readServiceApiKeysFile(path, readFile);
 }
 
 /** Holds only SHA-256 digests of the keys and finds the client a presented key belongs to. */
@@ -149,6 +154,11 @@ export class ClientKeyring {
 
   get names(): readonly string[] {
     return this.#clients.map((client) => client.name);
+  }
+
+  /** The clients (names and limit overrides, no keys), in the order given. */
+  get clients(): readonly ClientKey[] {
+    return this.#clients;
   }
 
   /**

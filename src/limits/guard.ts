@@ -75,6 +75,15 @@ export interface Guard {
   healthy(): boolean;
 }
 
+/** The guard as its owner holds it: it can also swap the keyring, e.g. after the keys file changed. */
+export interface ReloadableGuard extends Guard {
+  /**
+   * From the next `authenticate` on, `next` decides who is who (one reference replaced: a request
+   * sees the old keys or the new ones, never a mix). Leases already given out are not touched.
+   */
+  replaceKeyring(next: ClientKeyring): void;
+}
+
 /** The error to throw for a rejection (set `rejection.headers` on the reply first). */
 export function rejectionError(rejection: Rejection): ConnectorError {
   return new ConnectorError(rejection.type, rejection.status, rejection.message, {
@@ -138,8 +147,9 @@ function asFailure(error: unknown): StoreOutcome {
 }
 
 /** Authentication, per-client limits and the upstream gate behind two calls, for the routes. */
-export function createGuard(options: GuardOptions): Guard {
-  const { keyring, limits, store, gate, logger } = options;
+export function createGuard(options: GuardOptions): ReloadableGuard {
+  const { limits, store, gate, logger } = options;
+  let keyring = options.keyring;
   const now = options.now ?? Date.now;
   const warnIntervalMs = options.warnIntervalMs ?? 10_000;
   let lastWarnAt = Number.NEGATIVE_INFINITY;
@@ -246,5 +256,9 @@ export function createGuard(options: GuardOptions): Guard {
     },
 
     healthy: () => store.healthy(),
+
+    replaceKeyring(next) {
+      keyring = next;
+    },
   };
 }

@@ -1,4 +1,4 @@
-import { ConfigError } from '../config.ts';
+import { ConfigError } from '../config-error.ts';
 
 /**
  * The limit model. Per client key: requests per minute, tokens (input + output + cache) per minute,

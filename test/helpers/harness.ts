@@ -43,7 +43,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   const upstream = createUpstreamClient(config);
   const metrics = createMetrics({ defaultMetrics: false });
   const logger = pino({ level: config.logLevel }, sink);
-  const limits = setUpGuard(fullEnv, logger, () => {
+  const limits = setUpGuard(config, logger, () => {
     metrics.redisErrors.inc();
   });
   await limits.waitUntilReady(2000);

@@ -18,26 +18,29 @@ describe('WORKERS and --workers', () => {
 });
 
 describe('checkClusterSetup', () => {
+  /** The settings as loadConfig parses them from `env`, `--host` and `--workers`. */
+  const settings = (env: Record<string, string>, host: string, workers: number) =>
+    loadConfig({ ANTHROPIC_API_KEY: 'k', ...env }, parseArgs(['--host', host, '--workers', String(workers)]));
   const keys = { SERVICE_API_KEYS: 'alice:alice-key-0123456789abcdef' };
   it('needs REDIS_URL when several workers would each count limits in memory', () => {
     assert.throws(() => {
-      checkClusterSetup({ RATE_LIMIT_RPM: '10' }, '127.0.0.1', 2);
+      checkClusterSetup(settings({ RATE_LIMIT_RPM: '10' }, '127.0.0.1', 2));
     }, (e: unknown) => e instanceof ConfigError && /^2 workers .*REDIS_URL/.test(e.message));
     assert.throws(() => {
-      checkClusterSetup({ ...keys, TOKEN_BUDGET_DAILY: '1000' }, '127.0.0.1', 4);
+      checkClusterSetup(settings({ ...keys, TOKEN_BUDGET_DAILY: '1000' }, '127.0.0.1', 4));
     }, ConfigError);
   });
 
   it('accepts Redis, one worker, client keys alone, and the per-process upstream cap', () => {
-    checkClusterSetup({ RATE_LIMIT_RPM: '10', REDIS_URL: 'redis://127.0.0.1:6379' }, '127.0.0.1', 2);
-    checkClusterSetup({ RATE_LIMIT_RPM: '10' }, '127.0.0.1', 1);
-    checkClusterSetup(keys, '127.0.0.1', 2);
-    checkClusterSetup({ MAX_UPSTREAM_CONCURRENCY: '8' }, '127.0.0.1', 2);
+    checkClusterSetup(settings({ RATE_LIMIT_RPM: '10', REDIS_URL: 'redis://127.0.0.1:6379' }, '127.0.0.1', 2));
+    checkClusterSetup(settings({ RATE_LIMIT_RPM: '10' }, '127.0.0.1', 1));
+    checkClusterSetup(settings(keys, '127.0.0.1', 2));
+    checkClusterSetup(settings({ MAX_UPSTREAM_CONCURRENCY: '8' }, '127.0.0.1', 2));
   });
 
   it('makes the exposure check before any worker is forked', () => {
     assert.throws(() => {
-      checkClusterSetup({}, '0.0.0.0', 2);
+      checkClusterSetup(settings({}, '0.0.0.0', 2));
     }, /refusing to listen on 0\.0\.0\.0/);
   });
 });

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import { ConfigError, loadConfig, parseArgs, parseBaseUrl, readEnvFile } from '../../src/config.ts';
 
 const KEY = { ANTHROPIC_API_KEY: 'sk-test' };
@@ -78,5 +79,65 @@ describe('METRICS_REQUIRE_KEY', () => {
     assert.equal(loadConfig({ ...base, METRICS_REQUIRE_KEY: 'true' }).metricsRequireKey, true);
     assert.equal(loadConfig({ ...base, METRICS_REQUIRE_KEY: 'FALSE' }).metricsRequireKey, false);
     assert.throws(() => loadConfig({ ...base, METRICS_REQUIRE_KEY: 'yes' }), /^ConfigError: METRICS_REQUIRE_KEY must be true or false/);
+  });
+});
+
+describe('one rule for on/off settings', () => {
+  const base = { ANTHROPIC_API_KEY: 'k' };
+  it('true/false/1/0 in any case, blank for the default; anything else names the variable', () => {
+    for (const name of ['ALLOW_UNAUTHENTICATED', 'METRICS_REQUIRE_KEY'] as const) {
+      const read = (value: string): boolean => {
+        const config = loadConfig({ ...base, [name]: value });
+        return name === 'ALLOW_UNAUTHENTICATED' ? config.allowUnauthenticated : config.metricsRequireKey;
+      };
+      assert.deepEqual(['true', 'TRUE', ' 1 ', 'True'].map(read), [true, true, true, true], name);
+      assert.deepEqual(['false', 'False', '0', '', '  '].map(read), [false, false, false, false, false], name);
+      for (const bad of ['yes', 'on', '2', 'truee']) {
+        assert.throws(
+          () => read(bad),
+          (e: unknown) => e instanceof ConfigError && e.message === `${name} must be true or false (or 1 or 0), got "${bad}"`,
+          `${name}=${bad}`,
+        );
+      }
+    }
+  });
+});
+
+describe('client keys and limits in the config', () => {
+  const ALICE = 'alice-key-0123456789abcdef';
+  it('parses limits and inline keys; no keys means authentication off', () => {
+    const off = loadConfig(KEY);
+    assert.equal(off.clientKeys, null);
+    assert.equal(off.clientKeysFile, undefined);
+    assert.deepEqual(off.limits.defaults, { rpm: 0, tpm: 0, daily: 0, streams: 0 });
+    const on = loadConfig({ ...KEY, SERVICE_API_KEYS: `alice:${ALICE}`, RATE_LIMIT_RPM: '7', REDIS_URL: 'redis://127.0.0.1:6379' });
+    assert.deepEqual(on.clientKeys?.identify(ALICE), { name: 'alice', limits: {} });
+    assert.equal(on.clientKeysFile, undefined);
+    assert.equal(on.limits.defaults.rpm, 7);
+    assert.equal(on.limits.redisUrl, 'redis://127.0.0.1:6379');
+  });
+
+  it('reads SERVICE_API_KEYS_FILE and keeps its path; the key itself is kept only as a digest', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'cfg-keys-')), 'keys');
+    writeFileSync(path, `# clients\nalice:${ALICE} rpm=3\n`);
+    const config = loadConfig({ ...KEY, SERVICE_API_KEYS_FILE: ` ${path} ` });
+    assert.equal(config.clientKeysFile, path);
+    assert.deepEqual(config.clientKeys?.identify(ALICE), { name: 'alice', limits: { rpm: 3 } });
+    assert.ok(!JSON.stringify(config).includes(ALICE) && !inspect(config, { depth: 10 }).includes(ALICE), 'the config holds the key');
+  });
+
+  it('throws the keys and limits errors in one line naming the variable or the line', () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'cfg-keys-')), 'keys');
+    writeFileSync(path, `alice:${ALICE}\nbob:short\n`);
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ SERVICE_API_KEYS_FILE: path }, /^SERVICE_API_KEYS_FILE line 2: the key must be at least 16 characters long$/],
+      [{ SERVICE_API_KEYS_FILE: `${path}.missing` }, /^SERVICE_API_KEYS_FILE: cannot read ".*\.missing" \(ENOENT\)$/],
+      [{ SERVICE_API_KEYS: `alice:${ALICE}`, SERVICE_API_KEYS_FILE: path }, /^Set only one of SERVICE_API_KEYS and SERVICE_API_KEYS_FILE$/],
+      [{ RATE_LIMIT_TPM: '-1' }, /^RATE_LIMIT_TPM must be an integer >= 0/],
+      [{ RATE_LIMIT_ON_REDIS_ERROR: 'maybe' }, /^RATE_LIMIT_ON_REDIS_ERROR must be/],
+    ];
+    for (const [env, pattern] of cases) {
+      assert.throws(() => loadConfig({ ...KEY, ...env }), (e: unknown) => e instanceof ConfigError && pattern.test(e.message), JSON.stringify(env));
+    }
   });
 });

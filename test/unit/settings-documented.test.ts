@@ -26,7 +26,7 @@ describe('settings are documented', () => {
   const names = settingsReadBy(join(ROOT, 'src'));
 
   it('finds the settings the code reads', () => {
-    for (const known of ['ANTHROPIC_API_KEY', 'PORT', 'WORKERS', 'RATE_LIMIT_RPM', 'METRICS_REQUIRE_KEY']) assert.ok(names.has(known), known);
+    for (const known of ['ANTHROPIC_API_KEY', 'PORT', 'WORKERS', 'RATE_LIMIT_RPM', 'METRICS_REQUIRE_KEY', 'ALLOW_UNAUTHENTICATED', 'SERVICE_API_KEYS_FILE', 'REDIS_URL']) assert.ok(names.has(known), known);
   });
 
   it('each is in .env.example and in the README settings table', () => {
