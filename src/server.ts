@@ -117,8 +117,10 @@ async function main(): Promise<void> {
         process.exit(0);
       });
   };
-  process.once('SIGTERM', shutdown);
-  process.once('SIGINT', shutdown);
+  // `on`, not `once`: a repeated signal must not fall back to Node's default (exit at once). Ctrl-C
+  // under `npm start` delivers SIGINT twice, from the terminal and forwarded by npm.
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
   if (cluster.isWorker) {
     onDrainRequest(() => {
       shutdown('drain (from the primary)');

@@ -185,8 +185,9 @@ export async function runPrimary(options: PrimaryOptions): Promise<void> {
   const mock = options.mock ? await startFakeUpstream({ simulated: true }) : undefined;
   const supervisor = new Supervisor(options, mock);
   serveClusterMetrics(() => supervisor.readyWorkers());
-  process.once('SIGTERM', supervisor.shutdown);
-  process.once('SIGINT', supervisor.shutdown);
+  // `on`, not `once`: a repeated signal (npm forwards the terminal's Ctrl-C again) is ignored, not fatal.
+  process.on('SIGTERM', supervisor.shutdown);
+  process.on('SIGINT', supervisor.shutdown);
   process.on('SIGHUP', supervisor.reloadKeys);
   supervisor.start();
 }

@@ -89,12 +89,15 @@ export class SseBatch {
   /**
    * The socket, once the head was written (by res.write: `headersSent` is already true after
    * writeHead) and the answer, chunked, owns the socket (a pipelined answer has none until those
-   * before it are done); otherwise null, and res.write frames the data itself.
+   * before it are done) and the response holds nothing back; otherwise null, and res.write frames
+   * the data itself. Node 24 keeps a response's writes until the end of the tick (`res.cork()`, so
+   * `writableCorked` > 0): bytes written to the socket meanwhile would overtake them.
    */
   private ownSocket(): Socket | null {
     const { res } = this;
     const socket = res.socket;
     if (!this.headWritten || socket === null || socket.destroyed || res.destroyed || res.writableEnded || !res.chunkedEncoding) return null;
+    if (res.writableCorked !== 0) return null;
     return socket;
   }
 

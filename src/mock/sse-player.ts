@@ -20,6 +20,9 @@ function cutSocket(res: ServerResponse): void {
     res.destroy();
     return;
   }
+  // Node 24 keeps a response's writes until the end of the tick (res.cork()): hand them to the
+  // socket first, or ending the socket now would drop them.
+  while (res.writableCorked > 0) res.uncork();
   socket.end(() => socket.destroy());
 }
 

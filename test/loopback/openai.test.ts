@@ -303,12 +303,13 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     const controller = new AbortController();
     const stream = await client.chat.completions.create({ model: MODEL, messages: HI, stream: true }, { signal: controller.signal });
     let seen = 0;
-    // The SDK ends the iteration quietly when its signal aborts.
+    // The SDK ends the iteration quietly when its signal aborts (after the chunks it had already read:
+    // on a busy machine the next delta can arrive in the same read).
     for await (const chunk of stream) {
       if (chunk.choices[0]?.delta.content) seen++;
       if (seen === 2) controller.abort();
     }
-    assert.equal(seen, 2);
+    assert.ok(seen >= 2 && seen < 50, `${seen} deltas seen`);
     await closedWithin(h.fake.requests[0], 1000);
   });
 

@@ -16,8 +16,8 @@ interface Exit {
   stderr: string;
 }
 
-function run(command: string, args: string[], env: Record<string, string>): { child: ChildProcess; exit: Promise<Exit> } {
-  const child = spawn(command, args, { cwd: root, env: { ...BASE_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+function run(command: string, args: string[], env: Record<string, string>, detached = false): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(command, args, { cwd: root, env: { ...BASE_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -41,22 +41,42 @@ async function expectStartupError(env: Record<string, string>, pattern: RegExp, 
   assert.doesNotMatch(result.stderr, /^\s+at /m, 'a stack trace was printed');
 }
 
-/** Starts the service and resolves with its URL once it logs that it listens. */
-async function startService(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; exit: Promise<Exit>; readyMs: number }> {
-  const started = performance.now();
-  const { child, exit } = run('node', ['dist/server.js', ...args], env);
+/** Resolves with the URL and process id the service logs once it listens (rejects if it exits first). */
+function listening(child: ChildProcess, exit: Promise<Exit>): Promise<{ url: string; pid: number }> {
   let buffered = '';
-  const url = await new Promise<string>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     child.stdout?.on('data', (c: Buffer) => {
       buffered += c.toString();
-      const match = /"url":"(http:\/\/[^"]+)"/.exec(buffered);
-      if (match?.[1]) resolve(match[1]);
+      const match = /"pid":(\d+),[^\n]*"url":"(http:\/\/[^"]+)"/.exec(buffered);
+      if (match?.[1] && match[2]) resolve({ pid: Number(match[1]), url: match[2] });
     });
     void exit.then((e) => {
       reject(new Error(`exited ${e.code}: ${e.stderr}`));
     });
   });
+}
+
+/** Starts the service and resolves with its URL once it logs that it listens. */
+async function startService(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; exit: Promise<Exit>; readyMs: number }> {
+  const started = performance.now();
+  const { child, exit } = run('node', ['dist/server.js', ...args], env);
+  const { url } = await listening(child, exit);
   return { child, url, exit, readyMs: performance.now() - started };
+}
+
+/** `npm start -- --mock --port 0`, as a user or a process manager runs it; `detached` makes npm lead its own process group. */
+async function startThroughNpm(detached: boolean): Promise<{ child: ChildProcess; url: string; pid: number; exit: Promise<Exit> }> {
+  const { child, exit } = run('npm', ['start', '--', '--mock', '--port', '0'], {}, detached);
+  return { child, exit, ...(await listening(child, exit)) };
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 describe('start-up, as a new user runs it', () => {
@@ -108,5 +128,43 @@ describe('start-up, as a new user runs it', () => {
     const exit = await service.exit;
     assert.equal(exit.code, 0);
     await assert.rejects(query(service.url, { prompt: 'too late' }));
+  });
+
+  it('SIGTERM to `npm start` reaches the service: an open answer finishes, then npm exits 0 and nothing holds the port', async () => {
+    const service = await startThroughNpm(false);
+    assert.notEqual(service.pid, service.child.pid, 'expected npm to run the service as its child');
+    try {
+      const res = await query(service.url, { prompt: 'A question that gets a paced, simulated answer' });
+      assert.equal(res.status, 200);
+      service.child.kill('SIGTERM');
+      const events = parseSse(await res.text());
+      assert.equal(events.at(-1)?.event, 'done', 'the open stream was cut instead of drained');
+      const exit = await service.exit;
+      assert.match(exit.stdout, /"signal":"SIGTERM"[^\n]*"msg":"draining/, 'the service never saw the SIGTERM sent to npm');
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.equal(isRunning(service.pid), false, 'the service outlived npm');
+      await assert.rejects(query(service.url, { prompt: 'too late' }));
+    } finally {
+      if (isRunning(service.pid)) process.kill(service.pid, 'SIGKILL');
+    }
+  });
+
+  it('Ctrl-C on `npm start` (SIGINT to its process group, which npm forwards again) drains too', async () => {
+    const service = await startThroughNpm(true);
+    const group = service.child.pid ?? 0;
+    try {
+      const res = await query(service.url, { prompt: 'A question that gets a paced, simulated answer' });
+      assert.equal(res.status, 200);
+      process.kill(-group, 'SIGINT');
+      const events = parseSse(await res.text());
+      assert.equal(events.at(-1)?.event, 'done', 'the open stream was cut instead of drained');
+      const exit = await service.exit;
+      assert.match(exit.stdout, /"signal":"SIGINT"[^\n]*"msg":"draining/);
+      assert.equal(exit.code, 0, exit.stderr);
+      assert.equal(isRunning(service.pid), false, 'the service outlived npm');
+    } finally {
+      if (isRunning(service.pid)) process.kill(service.pid, 'SIGKILL');
+      if (isRunning(group)) process.kill(-group, 'SIGKILL');
+    }
   });
 });
