@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import cors from '@fastify/cors';
@@ -48,6 +49,9 @@ export interface AppDeps {
   /** More subscribers to every finished request, after the log line, the metrics and the limits. */
   subscribers?: readonly RequestSubscriber[];
 }
+
+/** The package's version (package.json is one folder above both `src/` and `dist/`). */
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
 const SANE_REQUEST_ID = /^[\w.:-]{1,128}$/;
 
@@ -160,7 +164,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   const info = {
     title: 'LLM Connector',
-    version: '0.1.0',
+    version: VERSION,
     description: 'Streams answers from Anthropic Claude as Server-Sent Events, with honest errors.',
   };
   await app.register(swagger, { openapi: { info, servers: [{ url: '/' }] } });
