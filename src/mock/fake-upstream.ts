@@ -91,12 +91,18 @@ export interface FakeUpstreamOptions {
   simulated?: boolean;
   /** Default true (false when simulated): requests without a key get 401; key 'bad-key' always does. */
   requireApiKey?: boolean;
+  /** Keep the requests to /v1/ in `requests` (default true; false when simulated: --mock keeps nothing). */
   record?: boolean;
+  /** How many requests `requests` keeps when recording: the oldest go first (default 1000). */
+  maxRecorded?: number;
 }
 
 export interface FakeUpstream {
   readonly url: string;
+  /** The last `maxRecorded` requests to /v1/, oldest first (empty when not recording). */
   readonly requests: RecordedRequest[];
+  /** Every request to /v1/ since the fake started, recorded or not; never drops (not even on reset). */
+  readonly requestCount: number;
   /** n counts the POST /v1/messages requests that passed validation (0-based). */
   setScenario(fn: (req: RecordedRequest, n: number) => FakeScenario): void;
   queue(...scenarios: FakeScenario[]): void;
@@ -106,9 +112,13 @@ export interface FakeUpstream {
 
 const DEFAULT_SCENARIO: FakeScenario = { kind: 'message' };
 
+/** Enough for any test's assertions; bounds what a long run holds (about 2 KiB per request plus its body). */
+export const DEFAULT_MAX_RECORDED = 1000;
+
 class Fake implements FakeUpstream {
   url = '';
   readonly requests: RecordedRequest[] = [];
+  requestCount = 0;
   private readonly server: Server;
   private readonly active = new Set<Pacer>();
   private readonly queued: FakeScenario[] = [];
@@ -118,12 +128,13 @@ class Fake implements FakeUpstream {
   private messageSeq = 0;
   private readonly simulated: boolean;
   private readonly requireApiKey: boolean;
-  private readonly record: boolean;
+  private readonly maxRecorded: number;
 
   constructor(opts: FakeUpstreamOptions) {
     this.simulated = opts.simulated ?? false;
     this.requireApiKey = opts.requireApiKey ?? !this.simulated;
-    this.record = opts.record ?? true;
+    const record = opts.record ?? !this.simulated;
+    this.maxRecorded = record ? Math.max(0, opts.maxRecorded ?? DEFAULT_MAX_RECORDED) : 0;
     this.server = createServer(this.onRequest);
   }
 
@@ -191,7 +202,7 @@ class Fake implements FakeUpstream {
   private dispatch(ex: Exchange, body: Buffer, tooLarge: boolean): void {
     const [rec, settle] = newRecord(ex.req, body);
     const path = rec.url.split('?', 1)[0] ?? '/';
-    if (path.startsWith('/v1/') && this.record) this.requests.push(rec);
+    if (path.startsWith('/v1/')) this.keep(rec);
     ex.settle = settle;
     if (ex.gone) {
       settle(true);
@@ -206,6 +217,14 @@ class Fake implements FakeUpstream {
       if (ex.res.headersSent) ex.res.destroy();
       else sendProblem(ex, { status: 500, type: 'api_error', message });
     }
+  }
+
+  private keep(rec: RecordedRequest): void {
+    this.requestCount++;
+    if (this.maxRecorded === 0) return;
+    this.requests.push(rec);
+    const excess = this.requests.length - this.maxRecorded;
+    if (excess > 0) this.requests.splice(0, excess);
   }
 
   private route(ex: Exchange, rec: RecordedRequest, path: string): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { startFakeUpstream } from '../../src/mock/fake-upstream.ts';
+import { DEFAULT_MAX_RECORDED, startFakeUpstream } from '../../src/mock/fake-upstream.ts';
 import type { FakeUpstream, RecordedRequest } from '../../src/mock/fake-upstream.ts';
 import { within } from '../helpers/wait.ts';
 
@@ -396,6 +396,68 @@ void describe('simulated mode', () => {
       await readUntil(stream, (t) => count(t, 'text_delta') >= 3);
       assert.ok(performance.now() - started >= 60, 'simulated deltas are paced');
       await stream.body?.cancel();
+    } finally {
+      await sim.close();
+    }
+  });
+});
+
+/** `n` requests to GET /v1/models, `parallel` at a time; each answer is read to the end. */
+async function listModels(fake: FakeUpstream, n: number, parallel = 32): Promise<void> {
+  for (let sent = 0; sent < n; sent += parallel) {
+    const batch = Array.from({ length: Math.min(parallel, n - sent) }, async () => {
+      const res = await fetch(`${fake.url}/v1/models`, { headers: HEADERS });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    });
+    await Promise.all(batch);
+  }
+}
+
+void describe('recording', () => {
+  void it('keeps only the last maxRecorded requests while requestCount counts them all', async () => {
+    const fake = await startFakeUpstream({ maxRecorded: 5 });
+    try {
+      for (let i = 0; i < 12; i++) await (await post(fake, body(`prompt ${i}`, false))).json();
+      assert.equal(fake.requests.length, 5);
+      const prompts = fake.requests.map(
+        (r) => (r.json as { messages: { content: string }[] }).messages[0]?.content,
+      );
+      assert.deepEqual(prompts, ['prompt 7', 'prompt 8', 'prompt 9', 'prompt 10', 'prompt 11']);
+      assert.equal(fake.requestCount, 12);
+      fake.reset();
+      assert.equal(fake.requests.length, 0);
+      assert.equal(fake.requestCount, 12, 'reset() leaves the total alone');
+    } finally {
+      await fake.close();
+    }
+  });
+
+  void it('bounds the recorded list by default', async () => {
+    const fake = await startFakeUpstream();
+    try {
+      const extra = 25;
+      await listModels(fake, DEFAULT_MAX_RECORDED + extra);
+      assert.equal(fake.requestCount, DEFAULT_MAX_RECORDED + extra);
+      assert.equal(fake.requests.length, DEFAULT_MAX_RECORDED);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  void it('the simulated upstream of --mock records nothing but still counts', async () => {
+    // The options src/server.ts and the cluster primary start --mock with.
+    const sim = await startFakeUpstream({ simulated: true });
+    try {
+      const headers = { 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
+      for (let i = 0; i < 3; i++) {
+        const res = await post(sim, body(`question ${i}`, false), { headers });
+        assert.equal(res.status, 200);
+        await res.json();
+      }
+      await listModels(sim, 5);
+      assert.equal(sim.requestCount, 8);
+      assert.equal(sim.requests.length, 0);
     } finally {
       await sim.close();
     }
