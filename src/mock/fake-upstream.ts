@@ -9,12 +9,14 @@
  * Hot path: each SSE event is serialised once into a string before streaming starts, then written
  * with a single `res.write`; pacing uses one timer slot per response, cleared when the client leaves.
  *
- * This module holds the public types and the server (request bookkeeping, scenarios, routing);
- * answers.ts writes the answers, message-render.ts builds them, sse-player.ts plays the streams,
- * requests.ts reads and validates requests, simulated.ts knows the models and the default text.
+ * This module holds the server (request bookkeeping, scenarios, routing) and re-exports the public
+ * types of types.ts; answers.ts writes the answers, message-render.ts builds them, sse-player.ts
+ * plays the streams, requests.ts reads and validates requests, simulated.ts knows the models and the
+ * default text, types.ts holds the types they share. Imports run one way: fake-upstream → answers →
+ * message-render, sse-player, requests → simulated, wire, pacer, types.
  */
 import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import {
   answerCountTokens,
   answerError,
@@ -24,91 +26,13 @@ import {
   sendProblem,
   validBody,
 } from './answers.ts';
+import { Pacer } from './pacer.ts';
 import { TOO_LARGE, headerProblem, newRecord, readBody } from './requests.ts';
-import type { Exchange } from './requests.ts';
 import { MODEL_LIST } from './simulated.ts';
-import { Pacer } from './sse-player.ts';
+import type { Exchange, FakeScenario, FakeUpstream, FakeUpstreamOptions, RecordedRequest } from './types.ts';
 import { notFound } from './wire.ts';
 
-export type FakeScenario =
-  | {
-      kind: 'message';
-      deltas?: string[];
-      deltaDelayMs?: number;
-      headersDelayMs?: number;
-      stopReason?: string;
-      usage?: {
-        input_tokens?: number;
-        output_tokens?: number;
-        cache_creation_input_tokens?: number;
-        cache_read_input_tokens?: number;
-      };
-      pingAfterStart?: boolean;
-      spacedJson?: boolean;
-      chunking?: 'event' | 'byte' | 'coalesce';
-      blocks?: FakeBlock[];
-      fault?:
-        | { type: 'stall'; afterDeltas: number }
-        | { type: 'error'; afterDeltas: number; errorType?: string; message?: string }
-        | { type: 'truncate'; afterDeltas: number }
-        | { type: 'cut'; afterDeltas: number }
-        | { type: 'badJson'; afterDeltas: number };
-    }
-  | {
-      kind: 'error';
-      status: number;
-      errorType?: string;
-      message?: string;
-      retryAfter?: string;
-      retryAfterMs?: string;
-      shouldRetry?: boolean;
-      headersDelayMs?: number;
-    }
-  | { kind: 'stall' }
-  | { kind: 'hangup' };
-
-export type FakeBlock =
-  | { type: 'text'; text: string[] }
-  | { type: 'thinking'; thinking: string[]; signature: string }
-  | { type: 'tool_use'; id: string; name: string; inputJson: string[] };
-
-export interface RecordedRequest {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  json: unknown;
-  receivedAt: number;
-  closedEarly: boolean;
-  finishedAt?: number;
-  closed: Promise<void>;
-}
-
-export interface FakeUpstreamOptions {
-  host?: string;
-  port?: number;
-  /** --mock mode: paced, clearly marked default answers. Also makes requireApiKey default to false. */
-  simulated?: boolean;
-  /** Default true (false when simulated): requests without a key get 401; key 'bad-key' always does. */
-  requireApiKey?: boolean;
-  /** Keep the requests to /v1/ in `requests` (default true; false when simulated: --mock keeps nothing). */
-  record?: boolean;
-  /** How many requests `requests` keeps when recording: the oldest go first (default 1000). */
-  maxRecorded?: number;
-}
-
-export interface FakeUpstream {
-  readonly url: string;
-  /** The last `maxRecorded` requests to /v1/, oldest first (empty when not recording). */
-  readonly requests: RecordedRequest[];
-  /** Every request to /v1/ since the fake started, recorded or not; never drops (not even on reset). */
-  readonly requestCount: number;
-  /** n counts the POST /v1/messages requests that passed validation (0-based). */
-  setScenario(fn: (req: RecordedRequest, n: number) => FakeScenario): void;
-  queue(...scenarios: FakeScenario[]): void;
-  reset(): void;
-  close(): Promise<void>;
-}
+export type { FakeBlock, FakeScenario, FakeUpstream, FakeUpstreamOptions, RecordedRequest } from './types.ts';
 
 const DEFAULT_SCENARIO: FakeScenario = { kind: 'message' };
 

@@ -3,12 +3,10 @@
  * two renderings, the JSON message and the SSE frames. Every frame is serialised here, once, before
  * streaming starts. No I/O.
  */
-import type { FakeBlock, FakeScenario } from './fake-upstream.ts';
 import { defaultText, promptText, splitWords } from './simulated.ts';
+import type { FakeBlock, MessageScenario } from './types.ts';
 import { sse } from './wire.ts';
 import type { JsonObject, Serialize } from './wire.ts';
-
-export type MessageScenario = Extract<FakeScenario, { kind: 'message' }>;
 
 interface Usage {
   input_tokens: number;

@@ -1,22 +1,12 @@
 /**
- * One request/response pair of the fake (the exchange), and the request side of it: reading the
- * body with a size cap, recording it for the tests and validating headers and body.
+ * The request side of an exchange: reading the body with a size cap, recording it for the tests and
+ * validating headers and body.
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { RecordedRequest } from './fake-upstream.ts';
-import type { Pacer } from './sse-player.ts';
+import type { RecordedRequest } from './types.ts';
 import { invalid, notFound } from './wire.ts';
 import type { JsonObject, Problem } from './wire.ts';
-
-export interface Exchange {
-  req: IncomingMessage;
-  res: ServerResponse;
-  pacer: Pacer;
-  requestId: string;
-  gone: boolean;
-  settle: ((early: boolean) => void) | undefined;
-}
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
