@@ -5,17 +5,7 @@
  * is not JSON) is returned instead of thrown.
  */
 import { emptyUsage, mergeUsage, parseEventData, unparseable, type StreamFailure, type Usage } from './message-stream.ts';
-
-type WireUsage = Partial<Record<keyof Usage, number | null>>;
-
-interface WireEvent {
-  index?: number;
-  message?: { id?: string; model?: string; usage?: WireUsage };
-  content_block?: { type?: string; text?: string; id?: string; name?: string };
-  delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null };
-  usage?: WireUsage;
-  error?: { type?: string; message?: string };
-}
+import type { ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, MessageDeltaEvent, MessageStartEvent, StreamErrorEvent } from './wire.ts';
 
 export type AssembledBlock = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: unknown };
 
@@ -41,41 +31,47 @@ export class MessageAccumulator {
 
   readonly onEvent = (name: string, data: string): StreamFailure | null => {
     if (name === 'ping' || name === 'message_stop') return null;
-    const event = parseEventData(data) as WireEvent | undefined;
+    const event = parseEventData(data);
     if (event === undefined) return unparseable(name);
     switch (name) {
       case 'content_block_delta':
-        this.delta(event);
+        this.delta(event as ContentBlockDeltaEvent);
         return null;
       case 'content_block_start':
-        this.start(event);
+        this.start(event as ContentBlockStartEvent);
         return null;
       case 'content_block_stop':
-        return this.stop(event.index ?? -1);
-      case 'message_start':
-        this.message.id = event.message?.id;
-        this.message.model = event.message?.model;
-        mergeUsage(this.message.usage, event.message?.usage);
+        return this.stop((event as ContentBlockStopEvent).index ?? -1);
+      case 'message_start': {
+        const { message } = event as MessageStartEvent;
+        this.message.id = message?.id;
+        this.message.model = message?.model;
+        mergeUsage(this.message.usage, message?.usage);
         return null;
-      case 'message_delta':
-        if (event.delta?.stop_reason) this.message.stop_reason = event.delta.stop_reason;
-        mergeUsage(this.message.usage, event.usage);
+      }
+      case 'message_delta': {
+        const { delta, usage } = event as MessageDeltaEvent;
+        if (delta?.stop_reason) this.message.stop_reason = delta.stop_reason;
+        mergeUsage(this.message.usage, usage);
         return null;
-      case 'error':
-        return { type: event.error?.type ?? 'upstream_error', message: event.error?.message ?? 'Upstream reported an error mid-stream' };
+      }
+      case 'error': {
+        const { error } = event as StreamErrorEvent;
+        return { type: error?.type ?? 'upstream_error', message: error?.message ?? 'Upstream reported an error mid-stream' };
+      }
       default:
         return null;
     }
   };
 
-  private start(event: WireEvent): void {
+  private start(event: ContentBlockStartEvent): void {
     const block = event.content_block;
     if (event.index === undefined || (block?.type !== 'text' && block?.type !== 'tool_use')) return;
     const pieces = block.type === 'text' && block.text ? [block.text] : [];
     this.open.set(event.index, { type: block.type, id: block.id ?? '', name: block.name ?? '', pieces });
   }
 
-  private delta(event: WireEvent): void {
+  private delta(event: ContentBlockDeltaEvent): void {
     const block = this.open.get(event.index ?? -1);
     const delta = event.delta;
     if (block === undefined || delta === undefined) return;

@@ -3,6 +3,7 @@
  * reason and failures out. Knows nothing of HTTP. Unknown event types and non-text deltas are ignored.
  */
 import { textDeltaLiteral } from './text-delta.ts';
+import type { EventOf, StreamEvent, WireUsage } from './wire.ts';
 
 export interface Usage {
   input_tokens: number;
@@ -14,21 +15,6 @@ export interface Usage {
 export interface StreamFailure {
   type: string;
   message: string;
-}
-
-interface WireUsage {
-  input_tokens?: number | null;
-  output_tokens?: number | null;
-  cache_creation_input_tokens?: number | null;
-  cache_read_input_tokens?: number | null;
-}
-
-interface WireEvent {
-  type?: string;
-  message?: { model?: string; usage?: WireUsage };
-  delta?: { type?: string; text?: string; stop_reason?: string | null };
-  usage?: WireUsage;
-  error?: { type?: string; message?: string };
 }
 
 /** An event's data parsed as a JSON object, or undefined when it is not one (see `unparseable`). */
@@ -120,8 +106,9 @@ export class MessageStreamReader {
     }
   };
 
-  private parse(name: string, data: string): WireEvent | null {
-    const event = parseEventData(data) as WireEvent | undefined;
+  /** The data as the event `name` announces (a cast, nothing checked), or null after failing the stream. */
+  private parse<N extends StreamEvent['type']>(name: N, data: string): EventOf<N> | null {
+    const event = parseEventData(data) as EventOf<N> | undefined;
     if (event !== undefined) return event;
     const failure = unparseable(name);
     this.fail(failure.type, failure.message);

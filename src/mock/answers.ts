@@ -3,17 +3,14 @@
  * and the scenarios of POST /v1/messages (a message as JSON or as a paced SSE stream, or an error).
  */
 import type { ServerResponse } from 'node:http';
-import type { FakeScenario, RecordedRequest } from './fake-upstream.ts';
 import { buildFrames, makePlan, messageJson } from './message-render.ts';
-import type { MessageScenario, Plan } from './message-render.ts';
-import type { Exchange } from './requests.ts';
+import type { Plan } from './message-render.ts';
 import { bodyProblem } from './requests.ts';
 import { MODELS, promptText } from './simulated.ts';
 import { SsePlayer } from './sse-player.ts';
+import type { ErrorScenario, Exchange, MessageScenario, RecordedRequest } from './types.ts';
 import { ERROR_MESSAGES, errorBody, errorTypeFor, invalid, isObject, notFound, spacedJson } from './wire.ts';
 import type { HeaderMap, JsonObject, Problem, Serialize } from './wire.ts';
-
-type ErrorScenario = Extract<FakeScenario, { kind: 'error' }>;
 
 const SIMULATED_DELTA_DELAY_MS = 25;
 

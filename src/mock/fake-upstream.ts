@@ -9,12 +9,14 @@
  * Hot path: each SSE event is serialised once into a string before streaming starts, then written
  * with a single `res.write`; pacing uses one timer slot per response, cleared when the client leaves.
  *
- * This module holds the public types and the server (request bookkeeping, scenarios, routing);
- * answers.ts writes the answers, message-render.ts builds them, sse-player.ts plays the streams,
- * requests.ts reads and validates requests, simulated.ts knows the models and the default text.
+ * This module holds the server (request bookkeeping, scenarios, routing) and re-exports the public
+ * types of types.ts; answers.ts writes the answers, message-render.ts builds them, sse-player.ts
+ * plays the streams, requests.ts reads and validates requests, simulated.ts knows the models and the
+ * default text, types.ts holds the types they share. Imports run one way: fake-upstream → answers →
+ * message-render, sse-player, requests → simulated, wire, pacer, types.
  */
 import { createServer } from 'node:http';
-import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import {
   answerCountTokens,
   answerError,
@@ -24,91 +26,23 @@ import {
   sendProblem,
   validBody,
 } from './answers.ts';
+import { Pacer } from './pacer.ts';
 import { TOO_LARGE, headerProblem, newRecord, readBody } from './requests.ts';
-import type { Exchange } from './requests.ts';
 import { MODEL_LIST } from './simulated.ts';
-import { Pacer } from './sse-player.ts';
+import type { Exchange, FakeScenario, FakeUpstream, FakeUpstreamOptions, RecordedRequest } from './types.ts';
 import { notFound } from './wire.ts';
 
-export type FakeScenario =
-  | {
-      kind: 'message';
-      deltas?: string[];
-      deltaDelayMs?: number;
-      headersDelayMs?: number;
-      stopReason?: string;
-      usage?: {
-        input_tokens?: number;
-        output_tokens?: number;
-        cache_creation_input_tokens?: number;
-        cache_read_input_tokens?: number;
-      };
-      pingAfterStart?: boolean;
-      spacedJson?: boolean;
-      chunking?: 'event' | 'byte' | 'coalesce';
-      blocks?: FakeBlock[];
-      fault?:
-        | { type: 'stall'; afterDeltas: number }
-        | { type: 'error'; afterDeltas: number; errorType?: string; message?: string }
-        | { type: 'truncate'; afterDeltas: number }
-        | { type: 'cut'; afterDeltas: number }
-        | { type: 'badJson'; afterDeltas: number };
-    }
-  | {
-      kind: 'error';
-      status: number;
-      errorType?: string;
-      message?: string;
-      retryAfter?: string;
-      retryAfterMs?: string;
-      shouldRetry?: boolean;
-      headersDelayMs?: number;
-    }
-  | { kind: 'stall' }
-  | { kind: 'hangup' };
-
-export type FakeBlock =
-  | { type: 'text'; text: string[] }
-  | { type: 'thinking'; thinking: string[]; signature: string }
-  | { type: 'tool_use'; id: string; name: string; inputJson: string[] };
-
-export interface RecordedRequest {
-  method: string;
-  url: string;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-  json: unknown;
-  receivedAt: number;
-  closedEarly: boolean;
-  finishedAt?: number;
-  closed: Promise<void>;
-}
-
-export interface FakeUpstreamOptions {
-  host?: string;
-  port?: number;
-  /** --mock mode: paced, clearly marked default answers. Also makes requireApiKey default to false. */
-  simulated?: boolean;
-  /** Default true (false when simulated): requests without a key get 401; key 'bad-key' always does. */
-  requireApiKey?: boolean;
-  record?: boolean;
-}
-
-export interface FakeUpstream {
-  readonly url: string;
-  readonly requests: RecordedRequest[];
-  /** n counts the POST /v1/messages requests that passed validation (0-based). */
-  setScenario(fn: (req: RecordedRequest, n: number) => FakeScenario): void;
-  queue(...scenarios: FakeScenario[]): void;
-  reset(): void;
-  close(): Promise<void>;
-}
+export type { FakeBlock, FakeScenario, FakeUpstream, FakeUpstreamOptions, RecordedRequest } from './types.ts';
 
 const DEFAULT_SCENARIO: FakeScenario = { kind: 'message' };
+
+/** Enough for any test's assertions; bounds what a long run holds (about 2 KiB per request plus its body). */
+export const DEFAULT_MAX_RECORDED = 1000;
 
 class Fake implements FakeUpstream {
   url = '';
   readonly requests: RecordedRequest[] = [];
+  requestCount = 0;
   private readonly server: Server;
   private readonly active = new Set<Pacer>();
   private readonly queued: FakeScenario[] = [];
@@ -118,12 +52,13 @@ class Fake implements FakeUpstream {
   private messageSeq = 0;
   private readonly simulated: boolean;
   private readonly requireApiKey: boolean;
-  private readonly record: boolean;
+  private readonly maxRecorded: number;
 
   constructor(opts: FakeUpstreamOptions) {
     this.simulated = opts.simulated ?? false;
     this.requireApiKey = opts.requireApiKey ?? !this.simulated;
-    this.record = opts.record ?? true;
+    const record = opts.record ?? !this.simulated;
+    this.maxRecorded = record ? Math.max(0, opts.maxRecorded ?? DEFAULT_MAX_RECORDED) : 0;
     this.server = createServer(this.onRequest);
   }
 
@@ -191,7 +126,7 @@ class Fake implements FakeUpstream {
   private dispatch(ex: Exchange, body: Buffer, tooLarge: boolean): void {
     const [rec, settle] = newRecord(ex.req, body);
     const path = rec.url.split('?', 1)[0] ?? '/';
-    if (path.startsWith('/v1/') && this.record) this.requests.push(rec);
+    if (path.startsWith('/v1/')) this.keep(rec);
     ex.settle = settle;
     if (ex.gone) {
       settle(true);
@@ -206,6 +141,14 @@ class Fake implements FakeUpstream {
       if (ex.res.headersSent) ex.res.destroy();
       else sendProblem(ex, { status: 500, type: 'api_error', message });
     }
+  }
+
+  private keep(rec: RecordedRequest): void {
+    this.requestCount++;
+    if (this.maxRecorded === 0) return;
+    this.requests.push(rec);
+    const excess = this.requests.length - this.maxRecorded;
+    if (excess > 0) this.requests.splice(0, excess);
   }
 
   private route(ex: Exchange, rec: RecordedRequest, path: string): void {

@@ -3,12 +3,10 @@
  * two renderings, the JSON message and the SSE frames. Every frame is serialised here, once, before
  * streaming starts. No I/O.
  */
-import type { FakeBlock, FakeScenario } from './fake-upstream.ts';
 import { defaultText, promptText, splitWords } from './simulated.ts';
+import type { FakeBlock, MessageScenario } from './types.ts';
 import { sse } from './wire.ts';
 import type { JsonObject, Serialize } from './wire.ts';
-
-export type MessageScenario = Extract<FakeScenario, { kind: 'message' }>;
 
 interface Usage {
   input_tokens: number;
@@ -45,21 +43,47 @@ function pieceCount(block: FakeBlock): number {
   }
 }
 
+/**
+ * The blocks that fit in `maxTokens` output tokens (a piece is one token, as the usage counts it), or
+ * undefined when they all fit. A text block is cut between pieces; a thinking or tool_use block that
+ * does not fit whole is left out, as are the blocks after it.
+ */
+function fitBlocks(blocks: readonly FakeBlock[], maxTokens: number): FakeBlock[] | undefined {
+  let left = maxTokens;
+  const kept: FakeBlock[] = [];
+  for (const block of blocks) {
+    const cost = pieceCount(block);
+    if (cost <= left) {
+      kept.push(block);
+      left -= cost;
+      continue;
+    }
+    if (block.type === 'text' && left > 0) kept.push({ type: 'text', text: block.text.slice(0, left) });
+    return kept;
+  }
+  return undefined;
+}
+
+/** The answer to `body`: the scenario's blocks (or the default text), stopped at max_tokens. */
 export function makePlan(s: MessageScenario, body: JsonObject, id: string, simulated: boolean): Plan {
-  const blocks: readonly FakeBlock[] = s.blocks ?? [
+  const wanted: readonly FakeBlock[] = s.blocks ?? [
     { type: 'text', text: s.deltas ?? splitWords(defaultText(body, simulated)) },
   ];
-  const pieces = blocks.reduce((n, b) => n + pieceCount(b), 0);
+  const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : Number.POSITIVE_INFINITY;
+  const fitted = fitBlocks(wanted, maxTokens);
+  const stopped = fitted !== undefined;
+  const blocks = fitted ?? wanted;
+  const spent = stopped ? maxTokens : blocks.reduce((n, b) => n + pieceCount(b), 0);
   const hasTool = blocks.some((b) => b.type === 'tool_use');
   const u = s.usage ?? {};
   return {
     id,
     model: typeof body.model === 'string' ? body.model : 'claude-sonnet-5',
     blocks,
-    stopReason: s.stopReason ?? (hasTool ? 'tool_use' : 'end_turn'),
+    stopReason: stopped ? 'max_tokens' : (s.stopReason ?? (hasTool ? 'tool_use' : 'end_turn')),
     usage: {
       input_tokens: u.input_tokens ?? Math.max(1, splitWords(promptText(body)).length),
-      output_tokens: u.output_tokens ?? pieces,
+      output_tokens: u.output_tokens ?? spent,
       cache_creation_input_tokens: u.cache_creation_input_tokens ?? 0,
       cache_read_input_tokens: u.cache_read_input_tokens ?? 0,
     },

@@ -1,22 +1,12 @@
 /**
- * One request/response pair of the fake (the exchange), and the request side of it: reading the
- * body with a size cap, recording it for the tests and validating headers and body.
+ * The request side of an exchange: reading the body with a size cap, recording it for the tests and
+ * validating headers and body.
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import type { RecordedRequest } from './fake-upstream.ts';
-import type { Pacer } from './sse-player.ts';
-import { invalid, notFound } from './wire.ts';
+import type { RecordedRequest } from './types.ts';
+import { invalid, isObject, notFound } from './wire.ts';
 import type { JsonObject, Problem } from './wire.ts';
-
-export interface Exchange {
-  req: IncomingMessage;
-  res: ServerResponse;
-  pacer: Pacer;
-  requestId: string;
-  gone: boolean;
-  settle: ((early: boolean) => void) | undefined;
-}
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 
@@ -85,12 +75,63 @@ export function headerProblem(headers: IncomingHttpHeaders, requireKey: boolean)
   return undefined;
 }
 
-export function bodyProblem(body: JsonObject, needMaxTokens: boolean): Problem | undefined {
-  if (typeof body.model !== 'string') return invalid('model: Field required');
-  if (needMaxTokens && typeof body.max_tokens !== 'number') return invalid('max_tokens: Field required');
-  if (!Array.isArray(body.messages)) return invalid('messages: Field required');
-  if (body.model === 'claude-does-not-exist') {
-    return notFound(`model: ${body.model}`);
+/** What the real API says about `max_tokens` when it is missing, not an integer or below 1. */
+function maxTokensProblem(value: unknown): Problem | undefined {
+  if (value === undefined) return invalid('max_tokens: Field required');
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    return invalid('max_tokens: Input should be a valid integer');
   }
+  if (value < 1) return invalid('max_tokens: Input should be greater than or equal to 1');
+  return undefined;
+}
+
+const SYSTEM_ROLE =
+  'messages: Unexpected role "system". The Messages API accepts a top-level `system` parameter, not "system" as an input message role.';
+
+const EMPTY_CONTENT =
+  'all messages must have non-empty content except for the optional final assistant message';
+
+function messageProblem(message: unknown, at: string, last: boolean): Problem | undefined {
+  if (!isObject(message)) return invalid(`${at}: Input should be a valid dictionary`);
+  const { role, content } = message;
+  if (role === 'system') return invalid(SYSTEM_ROLE);
+  if (role !== 'user' && role !== 'assistant') {
+    return invalid(`${at}.role: Input should be 'user' or 'assistant'`);
+  }
+  if (content === undefined) return invalid(`${at}.content: Field required`);
+  if (typeof content !== 'string' && !Array.isArray(content)) {
+    return invalid(`${at}.content: Input should be a valid string or a list of content blocks`);
+  }
+  if (content.length === 0 && !(last && role === 'assistant')) return invalid(`${at}: ${EMPTY_CONTENT}`);
+  return undefined;
+}
+
+/**
+ * What the real API rejects in `messages`. Like the first-party API (not Bedrock), it accepts an
+ * assistant message first and consecutive messages of one role, which it joins into one turn.
+ */
+function messagesProblem(messages: unknown): Problem | undefined {
+  if (messages === undefined) return invalid('messages: Field required');
+  if (!Array.isArray(messages)) return invalid('messages: Input should be a valid list');
+  const list = messages as unknown[];
+  if (list.length === 0) return invalid('messages: at least one message is required');
+  for (const [i, message] of list.entries()) {
+    const problem = messageProblem(message, `messages.${i}`, i === list.length - 1);
+    if (problem !== undefined) return problem;
+  }
+  return undefined;
+}
+
+/** The body's first problem as the real API reports it (max_tokens only where it is required). */
+export function bodyProblem(body: JsonObject, needMaxTokens: boolean): Problem | undefined {
+  if (body.model === undefined) return invalid('model: Field required');
+  if (typeof body.model !== 'string') return invalid('model: Input should be a valid string');
+  const problem =
+    (needMaxTokens ? maxTokensProblem(body.max_tokens) : undefined) ?? messagesProblem(body.messages);
+  if (problem !== undefined) return problem;
+  if (body.stream !== undefined && typeof body.stream !== 'boolean') {
+    return invalid('stream: Input should be a valid boolean');
+  }
+  if (body.model === 'claude-does-not-exist') return notFound(`model: ${body.model}`);
   return undefined;
 }

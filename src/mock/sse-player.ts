@@ -3,7 +3,9 @@
  * event, 1-3 bytes at a time, or everything coalesced) and the stream fault modes.
  */
 import type { ServerResponse } from 'node:http';
-import type { Frame, MessageScenario } from './message-render.ts';
+import type { Frame } from './message-render.ts';
+import type { Pacer } from './pacer.ts';
+import type { MessageScenario } from './types.ts';
 import { ERROR_MESSAGES, errorBody, sse } from './wire.ts';
 import type { Serialize } from './wire.ts';
 
@@ -24,25 +26,6 @@ function cutSocket(res: ServerResponse): void {
   // socket first, or ending the socket now would drop them.
   while (res.writableCorked > 0) res.uncork();
   socket.end(() => socket.destroy());
-}
-
-/** One pending timer per response; stop() cancels it and blocks further scheduling. */
-export class Pacer {
-  stopped = false;
-  private timeout: NodeJS.Timeout | undefined;
-  private immediate: NodeJS.Immediate | undefined;
-
-  after(ms: number, fn: () => void): void {
-    if (this.stopped) return;
-    if (ms > 0) this.timeout = setTimeout(fn, ms);
-    else this.immediate = setImmediate(fn);
-  }
-
-  stop(): void {
-    this.stopped = true;
-    clearTimeout(this.timeout);
-    clearImmediate(this.immediate);
-  }
 }
 
 interface PlayConfig {

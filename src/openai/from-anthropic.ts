@@ -6,34 +6,7 @@
  */
 import { emptyUsage, mergeUsage, parseEventData, unparseable, type StreamFailure, type Usage } from '../anthropic/message-stream.ts';
 import { textDeltaLiteral } from '../anthropic/text-delta.ts';
-
-type WireUsage = Partial<Record<keyof Usage, number | null>>;
-
-interface WireBlock {
-  type?: string;
-  text?: string;
-  id?: string;
-  name?: string;
-  input?: unknown;
-}
-
-interface WireEvent {
-  index?: number;
-  message?: { id?: string; model?: string; usage?: WireUsage };
-  content_block?: WireBlock;
-  delta?: { type?: string; text?: string; partial_json?: string; stop_reason?: string | null };
-  usage?: WireUsage;
-  error?: { type?: string; message?: string };
-}
-
-/** A non-streamed Anthropic message (or one assembled from its stream). */
-export interface AnthropicMessage {
-  id?: string | undefined;
-  model?: string | undefined;
-  content?: readonly WireBlock[] | undefined;
-  stop_reason?: string | null | undefined;
-  usage?: WireUsage | undefined;
-}
+import type { ContentBlockDeltaEvent, ContentBlockStartEvent, MessageDeltaEvent, MessageStartEvent, StreamErrorEvent, WireMessage } from '../anthropic/wire.ts';
 
 export interface OpenAIUsage {
   prompt_tokens: number;
@@ -139,24 +112,28 @@ export class ChunkTranslator {
         return null;
       }
     }
-    const event = parseEventData(data) as WireEvent | undefined;
+    const event = parseEventData(data);
     if (event === undefined) return unparseable(name);
     switch (name) {
       case 'content_block_delta':
-        this.blockDelta(event);
+        this.blockDelta(event as ContentBlockDeltaEvent);
         return null;
       case 'content_block_start':
-        this.blockStart(event);
+        this.blockStart(event as ContentBlockStartEvent);
         return null;
       case 'message_start':
-        this.start(event);
+        this.start(event as MessageStartEvent);
         return null;
-      case 'message_delta':
-        if (event.delta?.stop_reason) this.stopReason = event.delta.stop_reason;
-        mergeUsage(this.usage, event.usage);
+      case 'message_delta': {
+        const { delta, usage } = event as MessageDeltaEvent;
+        if (delta?.stop_reason) this.stopReason = delta.stop_reason;
+        mergeUsage(this.usage, usage);
         return null;
-      case 'error':
-        return { type: event.error?.type ?? 'upstream_error', message: event.error?.message ?? 'Upstream reported an error mid-stream' };
+      }
+      case 'error': {
+        const { error } = event as StreamErrorEvent;
+        return { type: error?.type ?? 'upstream_error', message: error?.message ?? 'Upstream reported an error mid-stream' };
+      }
       default:
         return null;
     }
@@ -171,14 +148,14 @@ export class ChunkTranslator {
     this.emit(this.choiceHead + json + NOT_FINISHED);
   }
 
-  private start(event: WireEvent): void {
+  private start(event: MessageStartEvent): void {
     const message = event.message;
     this.name(message?.id ?? this.defaults.id, message?.model ?? this.defaults.model);
     mergeUsage(this.usage, message?.usage);
     this.delta('{"role":"assistant","content":""}');
   }
 
-  private blockStart(event: WireEvent): void {
+  private blockStart(event: ContentBlockStartEvent): void {
     const block = event.content_block;
     if (block?.type === 'text' && block.text) this.delta(`{"content":${JSON.stringify(block.text)}}`);
     if (block?.type !== 'tool_use' || event.index === undefined) return;
@@ -188,7 +165,7 @@ export class ChunkTranslator {
     this.delta(`{"tool_calls":[${call}]}`);
   }
 
-  private blockDelta(event: WireEvent): void {
+  private blockDelta(event: ContentBlockDeltaEvent): void {
     const delta = event.delta;
     if (delta?.type === 'text_delta' && delta.text) {
       this.delta(`{"content":${JSON.stringify(delta.text)}}`);
@@ -205,8 +182,8 @@ export class ChunkTranslator {
   }
 }
 
-/** One whole Anthropic message → one `chat.completion`. */
-export function messageToCompletion(message: AnthropicMessage, defaults: CompletionDefaults): ChatCompletion {
+/** One whole Anthropic message (non-streamed, or assembled from its stream) → one `chat.completion`. */
+export function messageToCompletion(message: WireMessage, defaults: CompletionDefaults): ChatCompletion {
   const texts: string[] = [];
   const toolCalls: OpenAIToolCall[] = [];
   for (const block of message.content ?? []) {

@@ -403,7 +403,7 @@ describe('MAX_CONCURRENT_STREAMS', () => {
 
   it('an open stream blocks a second answer for the same key with 429 until it ends', async () => {
     h.fake.queue(paced({}, 200));
-    const open = await ask(h.url, 'query', { headers: bearer(ALICE) });
+    const open = await ask(h.url, 'query', { headers: bearer(ALICE), maxTokens: 64 });
     assert.equal(open.status, 200);
     const pending = expectAnswer('query', open);
     for (const route of ROUTES) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { startFakeUpstream } from '../../src/mock/fake-upstream.ts';
-import type { FakeUpstream, RecordedRequest } from '../../src/mock/fake-upstream.ts';
+import { DEFAULT_MAX_RECORDED, startFakeUpstream } from '../../src/mock/fake-upstream.ts';
+import type { FakeBlock, FakeUpstream, RecordedRequest } from '../../src/mock/fake-upstream.ts';
 import { within } from '../helpers/wait.ts';
 
 interface SseEvent {
@@ -398,6 +398,233 @@ void describe('simulated mode', () => {
       await stream.body?.cancel();
     } finally {
       await sim.close();
+    }
+  });
+});
+
+/** `n` requests to GET /v1/models, `parallel` at a time; each answer is read to the end. */
+async function listModels(fake: FakeUpstream, n: number, parallel = 32): Promise<void> {
+  for (let sent = 0; sent < n; sent += parallel) {
+    const batch = Array.from({ length: Math.min(parallel, n - sent) }, async () => {
+      const res = await fetch(`${fake.url}/v1/models`, { headers: HEADERS });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+    });
+    await Promise.all(batch);
+  }
+}
+
+void describe('recording', () => {
+  void it('keeps only the last maxRecorded requests while requestCount counts them all', async () => {
+    const fake = await startFakeUpstream({ maxRecorded: 5 });
+    try {
+      for (let i = 0; i < 12; i++) await (await post(fake, body(`prompt ${i}`, false))).json();
+      assert.equal(fake.requests.length, 5);
+      const prompts = fake.requests.map(
+        (r) => (r.json as { messages: { content: string }[] }).messages[0]?.content,
+      );
+      assert.deepEqual(prompts, ['prompt 7', 'prompt 8', 'prompt 9', 'prompt 10', 'prompt 11']);
+      assert.equal(fake.requestCount, 12);
+      fake.reset();
+      assert.equal(fake.requests.length, 0);
+      assert.equal(fake.requestCount, 12, 'reset() leaves the total alone');
+    } finally {
+      await fake.close();
+    }
+  });
+
+  void it('bounds the recorded list by default', async () => {
+    const fake = await startFakeUpstream();
+    try {
+      const extra = 25;
+      await listModels(fake, DEFAULT_MAX_RECORDED + extra);
+      assert.equal(fake.requestCount, DEFAULT_MAX_RECORDED + extra);
+      assert.equal(fake.requests.length, DEFAULT_MAX_RECORDED);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  void it('the simulated upstream of --mock records nothing but still counts', async () => {
+    // The options src/server.ts and the cluster primary start --mock with.
+    const sim = await startFakeUpstream({ simulated: true });
+    try {
+      const headers = { 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
+      for (let i = 0; i < 3; i++) {
+        const res = await post(sim, body(`question ${i}`, false), { headers });
+        assert.equal(res.status, 200);
+        await res.json();
+      }
+      await listModels(sim, 5);
+      assert.equal(sim.requestCount, 8);
+      assert.equal(sim.requests.length, 0);
+    } finally {
+      await sim.close();
+    }
+  });
+});
+
+void describe('max_tokens and request validation', () => {
+  let fake: FakeUpstream;
+  let sim: FakeUpstream;
+
+  before(async () => {
+    fake = await startFakeUpstream();
+    sim = await startFakeUpstream({ simulated: true });
+  });
+  after(async () => {
+    await Promise.all([fake.close(), sim.close()]);
+  });
+
+  const SIM_HEADERS = { 'anthropic-version': '2023-06-01', 'content-type': 'application/json' };
+  const ask = (text: string, stream: boolean, maxTokens: number): Record<string, unknown> => ({
+    ...body(text, stream),
+    max_tokens: maxTokens,
+  });
+
+  void it('the simulated Claude stops at max_tokens, as JSON and as a stream', async () => {
+    const full = (await (await post(sim, ask('hello', false, 4096), { headers: SIM_HEADERS })).json()) as {
+      content: { text: string }[];
+      stop_reason: string;
+      usage: { output_tokens: number };
+    };
+    assert.equal(full.stop_reason, 'end_turn');
+    assert.ok(full.usage.output_tokens > 5);
+    const words = (full.content[0]?.text ?? '').match(/\s*\S+\s*/g) ?? [];
+
+    const cut = (await (
+      await post(sim, ask('hello', false, 5), { headers: SIM_HEADERS })
+    ).json()) as typeof full;
+    assert.equal(cut.stop_reason, 'max_tokens');
+    assert.equal(cut.usage.output_tokens, 5);
+    assert.equal(cut.content[0]?.text, words.slice(0, 5).join(''));
+
+    const events = parseSse(await (await post(sim, ask('hello', true, 5), { headers: SIM_HEADERS })).text());
+    const deltas = events.filter((e) => e.event === 'content_block_delta');
+    assert.equal(deltas.map((e) => deltaField(e, 'text')).join(''), words.slice(0, 5).join(''));
+    const messageDelta = json(events.find((e) => e.event === 'message_delta') ?? { event: '', data: '{}' });
+    assert.deepEqual(messageDelta.delta, { stop_reason: 'max_tokens', stop_sequence: null });
+    assert.deepEqual(messageDelta.usage, { output_tokens: 5 });
+    assert.equal(events.at(-1)?.event, 'message_stop');
+  });
+
+  void it('max_tokens cuts scenario blocks too: text between pieces, a block that does not fit left out', async () => {
+    const blocks: FakeBlock[] = [
+      { type: 'thinking', thinking: ['a', 'b'], signature: 's' },
+      { type: 'text', text: ['one ', 'two ', 'three'] },
+      { type: 'tool_use', id: 'toolu_1', name: 'f', inputJson: ['{}'] },
+    ];
+    fake.queue({ kind: 'message', blocks }, { kind: 'message', blocks });
+    const msg = (await (await post(fake, ask('x', false, 5))).json()) as Record<string, unknown>;
+    assert.deepEqual(msg.content, [
+      { type: 'thinking', thinking: 'ab', signature: 's' },
+      { type: 'text', text: 'one two ' },
+    ]);
+    assert.equal(msg.stop_reason, 'max_tokens');
+    assert.equal((msg.usage as { output_tokens: number }).output_tokens, 5);
+    const fits = (await (await post(fake, ask('x', false, 7))).json()) as Record<string, unknown>;
+    assert.equal(fits.stop_reason, 'tool_use');
+    assert.equal((fits.content as unknown[]).length, 3);
+  });
+
+  const user = (content: unknown): Record<string, unknown> => ({ role: 'user', content });
+  const base = { model: 'claude-sonnet-5', max_tokens: 16, messages: [user('hi')] };
+  const rejected: [string, Record<string, unknown>, string][] = [
+    ['no model', { max_tokens: 16, messages: [user('hi')] }, 'model: Field required'],
+    ['a model that is not a string', { ...base, model: 5 }, 'model: Input should be a valid string'],
+    ['no max_tokens', { model: 'claude-sonnet-5', messages: [user('hi')] }, 'max_tokens: Field required'],
+    ['max_tokens as a string', { ...base, max_tokens: '16' }, 'max_tokens: Input should be a valid integer'],
+    [
+      'max_tokens not an integer',
+      { ...base, max_tokens: 1.5 },
+      'max_tokens: Input should be a valid integer',
+    ],
+    ['max_tokens 0', { ...base, max_tokens: 0 }, 'max_tokens: Input should be greater than or equal to 1'],
+    ['no messages', { model: 'claude-sonnet-5', max_tokens: 16 }, 'messages: Field required'],
+    ['messages not a list', { ...base, messages: 'hi' }, 'messages: Input should be a valid list'],
+    ['messages: []', { ...base, messages: [] }, 'messages: at least one message is required'],
+    [
+      'a message that is not an object',
+      { ...base, messages: ['hi'] },
+      'messages.0: Input should be a valid dictionary',
+    ],
+    [
+      'a system message',
+      { ...base, messages: [{ role: 'system', content: 'be brief' }, user('hi')] },
+      'messages: Unexpected role "system". The Messages API accepts a top-level `system` parameter, not "system" as an input message role.',
+    ],
+    [
+      'an unknown role',
+      { ...base, messages: [user('hi'), { role: 'tool', content: 'x' }] },
+      "messages.1.role: Input should be 'user' or 'assistant'",
+    ],
+    [
+      'a message without content',
+      { ...base, messages: [{ role: 'user' }] },
+      'messages.0.content: Field required',
+    ],
+    [
+      'content that is neither text nor blocks',
+      { ...base, messages: [user(5)] },
+      'messages.0.content: Input should be a valid string or a list of content blocks',
+    ],
+    [
+      'an empty user message',
+      { ...base, messages: [user('')] },
+      'messages.0: all messages must have non-empty content except for the optional final assistant message',
+    ],
+    [
+      'an empty assistant message before the last',
+      { ...base, messages: [user('hi'), { role: 'assistant', content: [] }, user('again')] },
+      'messages.1: all messages must have non-empty content except for the optional final assistant message',
+    ],
+    ['stream not a boolean', { ...base, stream: 'yes' }, 'stream: Input should be a valid boolean'],
+  ];
+
+  void it('rejects what the real API rejects, with a 400 in its error shape', async () => {
+    for (const [what, payload, message] of rejected) {
+      for (const stream of [false, true]) {
+        const served = fake.requestCount;
+        const res = await post(fake, { ...payload, ...(payload.stream === undefined ? { stream } : {}) });
+        assert.equal(res.status, 400, what);
+        const err = (await res.json()) as {
+          type: string;
+          error: { type: string; message: string };
+          request_id: string;
+        };
+        assert.deepEqual(err.error, { type: 'invalid_request_error', message }, what);
+        assert.equal(err.type, 'error');
+        assert.equal(err.request_id, res.headers.get('request-id'));
+        assert.equal(fake.requestCount, served + 1);
+      }
+    }
+  });
+
+  void it('count_tokens validates the same fields, except max_tokens', async () => {
+    for (const [what, payload, message] of rejected) {
+      if (message.startsWith('max_tokens')) continue;
+      const res = await post(fake, payload, { path: '/v1/messages/count_tokens' });
+      assert.equal(res.status, 400, what);
+      assert.equal(((await res.json()) as { error: { message: string } }).error.message, message, what);
+    }
+    const counted = await post(
+      fake,
+      { model: 'claude-sonnet-5', messages: [user('hi')] },
+      { path: '/v1/messages/count_tokens' },
+    );
+    assert.equal(counted.status, 200);
+    assert.equal(typeof ((await counted.json()) as { input_tokens: unknown }).input_tokens, 'number');
+  });
+
+  void it('accepts an assistant message first, same-role runs and an empty final assistant message', async () => {
+    for (const messages of [
+      [{ role: 'assistant', content: 'How can I help?' }, user('hi')],
+      [user('hi'), user([{ type: 'text', text: 'again' }])],
+      [user('hi'), { role: 'assistant', content: '' }],
+    ]) {
+      const res = await post(fake, { ...base, messages });
+      assert.equal(res.status, 200, JSON.stringify(messages));
+      await res.json();
     }
   });
 });
