@@ -54,8 +54,16 @@ export function checkClusterSetup(env: Source, host: string, workers: number): v
   }
 }
 
-/** Builds the guard from the environment (client keys, limits, Redis); throws ConfigError on bad settings. */
-export function setUpGuard(env: Source, logger: GuardLogger, onRedisError: (error: Error) => void): GuardSetup {
+/**
+ * Builds the guard from the environment (client keys, limits, Redis); throws ConfigError on bad
+ * settings. `now` is the clock the rate and token windows are read from (tests pin it inside a minute).
+ */
+export function setUpGuard(
+  env: Source,
+  logger: GuardLogger,
+  onRedisError: (error: Error) => void,
+  now: () => number = Date.now,
+): GuardSetup {
   const entries = loadClientKeys(env);
   const limits = parseLimitSettings(env);
   const needed = entries !== null || hasClientLimits(entries, limits) || limits.maxUpstreamConcurrency > 0;
@@ -71,6 +79,7 @@ export function setUpGuard(env: Source, logger: GuardLogger, onRedisError: (erro
     gate: createUpstreamGate({ max: limits.maxUpstreamConcurrency }),
     logger,
     onRedisError,
+    now,
   });
   return {
     guard,

@@ -10,16 +10,16 @@ import { PrivateRedis, SHARED_REDIS_URL, deleteKeys, describeIf, redisReachable,
 import {
   ROUTES,
   ask,
-  awayFromMinuteBoundary,
   bearer,
   expectAnswer,
   expectError,
   metricValue,
   rateLimitOf,
   scrapeMetrics,
-  waitFor,
   type RouteName,
 } from '../helpers/routes.ts';
+import { awayFromMinuteBoundary } from '../helpers/clock.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { startService, type ServiceProcess } from '../helpers/service-process.ts';
 
 /** A request that has not answered by then counts as hung. */
