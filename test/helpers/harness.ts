@@ -30,7 +30,10 @@ export interface HarnessOptions {
 }
 
 /** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
-export async function startHarness(env: Record<string, string> = {}, options: HarnessOptions = {}): Promise<Harness> {
+export async function startHarness(
+  env: Record<string, string> = {},
+  options: HarnessOptions = {},
+): Promise<Harness> {
   const now = options.now ?? Date.now;
   const fake = await startFakeUpstream();
   const fullEnv = {
@@ -98,7 +101,10 @@ export function requestLogs(h: Pick<Harness, 'logs'>): Record<string, unknown>[]
  */
 export async function requestLogOf(h: Pick<Harness, 'logs'>, id: string): Promise<Record<string, unknown>> {
   let line: Record<string, unknown> | undefined;
-  await waitFor(() => (line = requestLogs(h).find((l) => l.reqId === id)) !== undefined, `the log line of request ${id}`);
+  await waitFor(
+    () => (line = requestLogs(h).find((l) => l.reqId === id)) !== undefined,
+    `the log line of request ${id}`,
+  );
   assert.ok(line);
   return line;
 }

@@ -20,7 +20,11 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
  * Polls `check` every 10 ms until it returns true; fails naming `what` after `ms`. For conditions
  * that have no event of their own (a counter in another module, a log line, a scraped metric).
  */
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 10_000,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
     if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
