@@ -101,12 +101,14 @@ function reloadFrom(settings: GuardSettings, guard: ReloadableGuard | undefined)
 
 /**
  * Builds the guard from the parsed settings (client keys, limits, Redis), after the exposure check;
- * throws ConfigError when the service must not start with them.
+ * throws ConfigError when the service must not start with them. `now` is the clock the rate and token
+ * windows are read from (tests pin it inside a minute).
  */
 export function setUpGuard(
   settings: GuardSettings,
   logger: GuardLogger,
   onRedisError: (error: Error) => void,
+  now: () => number = Date.now,
 ): GuardSetup {
   checkExposure(settings);
   const { clientKeys, limits } = settings;
@@ -130,6 +132,7 @@ export function setUpGuard(
     gate: createUpstreamGate({ max: limits.maxUpstreamConcurrency }),
     logger,
     onRedisError,
+    now,
   });
   return {
     guard,

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
@@ -9,7 +11,11 @@ import { within } from '../helpers/wait.ts';
 /** Debian's Chromium: browser downloads are not possible here. */
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const IN_CI = Boolean(process.env.CI);
-const SCREENSHOT = fileURLToPath(new URL('../../docs/playground.png', import.meta.url));
+/** The README's screenshot is rewritten only when asked (UPDATE_SCREENSHOTS=1); otherwise it goes to the temp dir. */
+const SCREENSHOT =
+  process.env.UPDATE_SCREENSHOTS === '1'
+    ? fileURLToPath(new URL('../../docs/playground.png', import.meta.url))
+    : join(tmpdir(), 'llm-connector-playground.png');
 const LAUNCH_ARGS = [
   '--headless',
   '--no-sandbox',
@@ -97,7 +103,7 @@ describe('playground in headless Chromium', { skip }, () => {
   const status = (text: string) => page.locator('#status', { hasText: text }).waitFor();
   const answerText = async () => (await page.locator('#answer').textContent()) ?? '';
 
-  it('streams the answer word by word, then shows usage and stop reason', TEST, async () => {
+  it('streams the answer word by word, then shows usage and stop reason', TEST, async (t) => {
     const deltas = words(SIMULATED_ANSWER);
     h.fake.queue({
       kind: 'message',
@@ -132,6 +138,7 @@ describe('playground in headless Chromium', { skip }, () => {
     ]);
     await page.getByLabel('Prompt', { exact: true }).blur();
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    t.diagnostic(`screenshot: ${SCREENSHOT}`);
   });
 
   it('Stop aborts the request, and the service hangs up on the upstream', TEST, async () => {

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
@@ -7,6 +8,7 @@ import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstre
 import { setUpGuard } from '../../src/limits/setup.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { createUpstreamClient } from '../../src/upstream/anthropic-client.ts';
+import { waitFor } from './wait.ts';
 
 export const SECRET_KEY = 'sk-ant-test-SECRET-7f3a9c';
 
@@ -17,11 +19,22 @@ export interface Harness {
   config: Config;
   /** Every log line the service wrote, as text. */
   logs: string[];
+  /** The clock the limits read (Date.now unless the test gave one). */
+  now: () => number;
   close(): Promise<void>;
 }
 
+export interface HarnessOptions {
+  /** The limits' clock, e.g. `clockInsideMinute()` for exact per-minute numbers. */
+  now?: () => number;
+}
+
 /** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
-export async function startHarness(env: Record<string, string> = {}): Promise<Harness> {
+export async function startHarness(
+  env: Record<string, string> = {},
+  options: HarnessOptions = {},
+): Promise<Harness> {
+  const now = options.now ?? Date.now;
   const fake = await startFakeUpstream();
   const fullEnv = {
     ANTHROPIC_API_KEY: SECRET_KEY,
@@ -43,9 +56,14 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
   const upstream = createUpstreamClient(config);
   const metrics = createMetrics({ defaultMetrics: false });
   const logger = pino({ level: config.logLevel }, sink);
-  const limits = setUpGuard(config, logger, () => {
-    metrics.redisErrors.inc();
-  });
+  const limits = setUpGuard(
+    config,
+    logger,
+    () => {
+      metrics.redisErrors.inc();
+    },
+    now,
+  );
   await limits.waitUntilReady(2000);
   const app = await buildApp(config, { upstream, logger, metrics, guard: limits.guard });
   await app.listen({ host: '127.0.0.1', port: 0 });
@@ -57,6 +75,7 @@ export async function startHarness(env: Record<string, string> = {}): Promise<Ha
     app,
     config,
     logs,
+    now,
     async close() {
       await app.close();
       await upstream.close();
@@ -73,6 +92,26 @@ export function requestLogs(h: Pick<Harness, 'logs'>): Record<string, unknown>[]
     .filter((line) => line.startsWith('{'))
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .filter((line) => line.msg === 'request');
+}
+
+/**
+ * The `request` log line of the request sent with `x-request-id: id`. It is written once the
+ * response has closed and the route handler has returned: after it, the service makes no further
+ * upstream attempt for that request.
+ */
+export async function requestLogOf(h: Pick<Harness, 'logs'>, id: string): Promise<Record<string, unknown>> {
+  let line: Record<string, unknown> | undefined;
+  await waitFor(
+    () => (line = requestLogs(h).find((l) => l.reqId === id)) !== undefined,
+    `the log line of request ${id}`,
+  );
+  assert.ok(line);
+  return line;
+}
+
+/** Request options that name the request `id` (see `requestLogOf`). */
+export function withRequestId(id: string, init: RequestInit = {}): RequestInit {
+  return { ...init, headers: { 'content-type': 'application/json', 'x-request-id': id } };
 }
 
 /** The last `request` log line, if one was written yet. */

@@ -142,24 +142,6 @@ export function retryAfterOf(headers: Headers): number {
   return seconds;
 }
 
-/** Polls `check` until it returns true (or gives up after `ms`, failing with `what`). */
-export async function waitFor(check: () => boolean | Promise<boolean>, what: string, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/**
- * Rate and token windows are 60 s long: a test that checks exact per-minute numbers starts well
- * inside a minute, so that no window boundary falls between its requests.
- */
-export async function awayFromMinuteBoundary(neededMs = 15_000): Promise<void> {
-  const left = 60_000 - (Date.now() % 60_000);
-  if (left < neededMs) await new Promise((resolve) => setTimeout(resolve, left + 50));
-}
-
 /** Reads a streamed answer until `marker` has arrived; the rest stays unread (and the stream open). */
 export async function readUntil(res: Response, marker: string): Promise<{ text: string; reader: ReadableStreamDefaultReader<Uint8Array> }> {
   assert.equal(res.status, 200);

@@ -66,6 +66,7 @@ export function runService(env: Record<string, string>, args: readonly string[] 
 /** Starts the service and resolves once it logs the URL it listens on (rejects if it exits first). */
 export async function startService(env: Record<string, string>, args: readonly string[] = []): Promise<ServiceProcess> {
   const { child, exit, output } = runService(env, args);
+  let giveUp: NodeJS.Timeout | undefined;
   const url = await new Promise<string>((resolve, reject) => {
     const look = (): void => {
       const match = /"url":"http:\/\/([^"/]+):(\d+)"/.exec(output.stdout);
@@ -79,10 +80,13 @@ export async function startService(env: Record<string, string>, args: readonly s
       reject(new Error(`the service exited (${String(e.code)}) before listening: ${e.stderr}`));
     });
     // The URL is in the `listening` line, logged at info: LOG_LEVEL must not hide it.
-    setTimeout(() => {
+    giveUp = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`the service did not log its URL within 30 s: ${output.stdout}${output.stderr}`));
     }, 30_000).unref();
+  }).finally(() => {
+    // Only for the start: a service that runs longer than 30 s must not be killed by it.
+    clearTimeout(giveUp);
   });
   return {
     child,

@@ -6,7 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
-import { awayFromMinuteBoundary, bearer, readUntil, waitFor } from '../helpers/routes.ts';
+import { clockInsideMinute } from '../helpers/clock.ts';
+import { bearer, readUntil } from '../helpers/routes.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const ALICE = 'alice-key-0123456789abcdef';
 const MODEL = 'claude-sonnet-5';
@@ -129,7 +131,8 @@ describe('every guarded route is authenticated and admitted', () => {
 describe('every guarded route counts against every limit', () => {
   const harnesses: Harness[] = [];
   async function harness(env: Record<string, string>): Promise<Harness> {
-    const h = await startHarness({ SERVICE_API_KEYS: `alice:${ALICE}`, ...env });
+    // Exact per-minute numbers: the limits' clock starts inside a minute.
+    const h = await startHarness({ SERVICE_API_KEYS: `alice:${ALICE}`, ...env }, { now: clockInsideMinute() });
     harnesses.push(h);
     return h;
   }
@@ -141,7 +144,6 @@ describe('every guarded route counts against every limit', () => {
   });
 
   it('RATE_LIMIT_RPM: each guarded route is one request (the OpenAI-shaped model list included)', async () => {
-    await awayFromMinuteBoundary();
     const samples = guardedSamples(await harness({}));
     const h = await harness({ RATE_LIMIT_RPM: String(samples.length) });
     for (const sample of samples) {
@@ -157,8 +159,7 @@ describe('every guarded route counts against every limit', () => {
     ['TOKEN_BUDGET_DAILY', { TOKEN_BUDGET_DAILY: '100' }],
   ] as const) {
     it(`${name}: once the tokens are spent, every guarded route is refused`, async () => {
-      await awayFromMinuteBoundary();
-      const h = await harness(env);
+        const h = await harness(env);
       h.fake.queue({ kind: 'message', deltas: ['spent'], usage: { input_tokens: 90, output_tokens: 60 } });
       const res = await send(h, SAMPLES['/llm/query']?.[0] as Sample, ALICE);
       assert.equal(res.status, 200);

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FakeScenario, RecordedRequest } from '../../src/mock/fake-upstream.ts';
-import { deltaText, lastRequestLog, parseSse, query, startHarness, type Harness } from '../helpers/harness.ts';
+import { deltaText, parseSse, query, requestLogOf, startHarness, withRequestId, type Harness } from '../helpers/harness.ts';
 import { metricValue, scrapeMetrics } from '../helpers/routes.ts';
 
 const overloaded: FakeScenario = { kind: 'error', status: 529, retryAfterMs: '10' };
@@ -22,18 +21,8 @@ function modelsAsked(h: Harness): string[] {
   return h.fake.requests.map(modelOf);
 }
 
-/** The request's log line, once the response has closed. */
-async function logLine(h: Harness): Promise<Record<string, unknown>> {
-  for (let i = 0; i < 200; i++) {
-    const line = lastRequestLog(h);
-    if (line) return line;
-    await sleep(10);
-  }
-  throw new Error('no request log line');
-}
-
-function chat(url: string, body: unknown): Promise<Response> {
-  return fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+function chat(url: string, body: unknown, init: RequestInit = {}): Promise<Response> {
+  return fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), ...init });
 }
 
 describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited, before the first byte', () => {
@@ -51,7 +40,7 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
     byModel(h, { 'model-a': overloaded, 'model-b': rateLimited });
     const counted = { route: '/llm/query', model: 'model-c' };
     const before = metricValue(await scrapeMetrics(h.url), 'llmc_fallbacks_total', counted);
-    const res = await query(h.url, { prompt: 'hi' });
+    const res = await query(h.url, { prompt: 'hi' }, withRequestId('fell-back-twice'));
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-served-model'), 'model-c');
     const events = parseSse(await res.text());
@@ -59,7 +48,7 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
     assert.equal(deltaText(events), 'served');
     assert.equal(events.at(-1)?.event, 'done');
     assert.deepEqual(modelsAsked(h), ['model-a', 'model-a', 'model-b', 'model-b', 'model-c']);
-    const line = await logLine(h);
+    const line = await requestLogOf(h, 'fell-back-twice');
     assert.equal(line.model, 'model-c');
     assert.equal(line.fallbacks, 2);
     assert.equal(line.attempts, 5);
@@ -78,11 +67,11 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
   });
 
   it('without a fallback, x-served-model names the requested model', async () => {
-    const res = await query(h.url, { prompt: 'hi', model: 'model-x' });
+    const res = await query(h.url, { prompt: 'hi', model: 'model-x' }, withRequestId('no-fallback'));
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-served-model'), 'model-x');
     await res.text();
-    assert.equal((await logLine(h)).fallbacks, 0);
+    assert.equal((await requestLogOf(h, 'no-fallback')).fallbacks, 0);
   });
 
   it('starts from the requested model’s place in the list (or the top when it is not in it)', async () => {
@@ -98,12 +87,12 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
 
   it('when every model is overloaded, the last one’s honest error comes back', async () => {
     byModel(h, { 'model-a': overloaded, 'model-b': overloaded, 'model-c': rateLimited });
-    const res = await query(h.url, { prompt: 'hi' });
+    const res = await query(h.url, { prompt: 'hi' }, withRequestId('all-overloaded'));
     assert.equal(res.status, 429);
     assert.equal(res.headers.get('x-served-model'), null);
     await res.text();
     assert.equal(h.fake.requests.length, 6);
-    const line = await logLine(h);
+    const line = await requestLogOf(h, 'all-overloaded');
     assert.equal(line.fallbacks, 2);
     assert.equal(line.status, 429);
   });
@@ -118,11 +107,13 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
 
   it('never falls back after the first byte: a mid-stream error is an error event, and no second request', async () => {
     byModel(h, { 'model-a': { kind: 'message', deltas: ['one ', 'two'], fault: { type: 'error', afterDeltas: 1, errorType: 'overloaded_error' } } });
-    const res = await query(h.url, { prompt: 'hi' });
+    const res = await query(h.url, { prompt: 'hi' }, withRequestId('mid-stream-overloaded'));
     assert.equal(res.status, 200);
     const events = parseSse(await res.text());
     assert.deepEqual(events.map((e) => e.event), ['start', 'delta', 'error']);
-    await sleep(200);
+    // The log line comes once the handler has returned: any second request would have been made by then.
+    const line = await requestLogOf(h, 'mid-stream-overloaded');
+    assert.deepEqual([line.attempts, line.fallbacks], [1, 0]);
     assert.deepEqual(modelsAsked(h), ['model-a']);
   });
 

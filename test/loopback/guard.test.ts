@@ -13,7 +13,6 @@ import {
   ROUTES,
   apiKey,
   ask,
-  awayFromMinuteBoundary,
   bearer,
   expectAnswer,
   expectError,
@@ -23,10 +22,11 @@ import {
   readUntilThenAbort,
   retryAfterOf,
   scrapeMetrics,
-  waitFor,
   type MetricFamilies,
   type RouteName,
 } from '../helpers/routes.ts';
+import { clockInsideMinute } from '../helpers/clock.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const ALICE = 'alice-key-0123456789abcdef';
 const BOB = 'bob-key-fedcba9876543210';
@@ -292,7 +292,8 @@ describe('token limits settle from the real usage', () => {
     const lines = [`daily:${DAILY} daily=100`, `tpm:${TPM} tpm=1000`];
     for (const route of ROUTES) lines.push(`cancel-${route}:${cancelKeys[route]} daily=10000`);
     writeFileSync(file, `${lines.join('\n')}\n`);
-    h = await startHarness({ SERVICE_API_KEYS_FILE: file });
+    // Exact per-minute numbers: no window boundary for the next 59 s of the limits' clock.
+    h = await startHarness({ SERVICE_API_KEYS_FILE: file }, { now: clockInsideMinute() });
   });
   after(async () => {
     await closeHarness(h);
@@ -327,7 +328,7 @@ describe('token limits settle from the real usage', () => {
     await expectAnswer('chat', third);
     await next();
     // 4: 95 used + 10 > 100: refused until midnight UTC.
-    const untilMidnight = (): number => (86_400_000 - (Date.now() % 86_400_000)) / 1000;
+    const untilMidnight = (): number => (86_400_000 - (h.now() % 86_400_000)) / 1000;
     const atMost = Math.ceil(untilMidnight());
     const refused = await expectError('query', await ask(h.url, 'query', { headers, maxTokens: 10 }), 429, 'rate_limit_error');
     const atLeast = Math.floor(untilMidnight());
@@ -344,7 +345,6 @@ describe('token limits settle from the real usage', () => {
   });
 
   it('RATE_LIMIT_TPM: more than reserved is added, less gives the rest back', async () => {
-    await awayFromMinuteBoundary();
     const headers = apiKey(TPM);
     let closed = requestLogs(h).length;
     h.fake.queue(

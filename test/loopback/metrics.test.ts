@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import parsePrometheusTextFormat from 'parse-prometheus-text-format';
-import { query, startHarness, type Harness } from '../helpers/harness.ts';
+import { query, requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 type Families = ReturnType<typeof parsePrometheusTextFormat>;
 
@@ -42,7 +42,9 @@ describe('GET /metrics', () => {
     await (await query(h.url, { prompt: 'two', stream: false })).text();
     assert.equal((await query(h.url, { prompt: 'three' })).status, 503);
     assert.equal((await query(h.url, { prompt: '' })).status, 400);
-    await sleep(50);
+    // A request is counted when its response has closed (just after the client has read it), in the
+    // same step that writes its log line. (Polling /metrics instead would add /metrics series.)
+    await waitFor(() => requestLogs(h).length === 4, 'the 4 requests to be recorded');
 
     const res = await fetch(`${h.url}/metrics`);
     assert.equal(res.status, 200);

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import OpenAI from 'openai';
 import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
-import { lastRequestLog, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
-import { closedWithin } from '../helpers/wait.ts';
+import { requestLogOf, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
+import { closedWithin, upstreamRequest } from '../helpers/wait.ts';
 
 const MODEL = 'claude-sonnet-5';
 const HI: ChatCompletionMessageParam[] = [{ role: 'user', content: 'Hi' }];
@@ -57,14 +56,17 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
 
   it('answers a non-streamed request with a chat.completion, usage with cached tokens', async () => {
     h.fake.queue({ kind: 'message', deltas: ['Hello', ' world'], usage: { input_tokens: 10, output_tokens: 2, cache_read_input_tokens: 5, cache_creation_input_tokens: 3 } });
-    const completion = await client.chat.completions.create({
-      model: MODEL,
-      messages: [{ role: 'system', content: 'Be terse.' }, { role: 'developer', content: 'No emoji.' }, ...HI],
-      max_completion_tokens: 77,
-      temperature: 1.5,
-      stop: 'END',
-      safety_identifier: 'u-1',
-    });
+    const completion = await client.chat.completions.create(
+      {
+        model: MODEL,
+        messages: [{ role: 'system', content: 'Be terse.' }, { role: 'developer', content: 'No emoji.' }, ...HI],
+        max_completion_tokens: 77,
+        temperature: 1.5,
+        stop: 'END',
+        safety_identifier: 'u-1',
+      },
+      { headers: { 'x-request-id': 'openai-plain' } },
+    );
     assert.equal(completion.object, 'chat.completion');
     assert.equal(completion.model, MODEL);
     assert.match(completion.id, /^msg_fake_/);
@@ -84,9 +86,7 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
       stop_sequences: ['END'],
       metadata: { user_id: 'u-1' },
     });
-    await sleep(10);
-    const line = lastRequestLog(h);
-    assert.ok(line);
+    const line = await requestLogOf(h, 'openai-plain');
     assert.equal(line.route, '/v1/chat/completions');
     assert.equal(line.model, MODEL);
     assert.equal(line.attempts, 1);
@@ -317,10 +317,10 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     h.fake.queue({ kind: 'message', deltas: Array.from({ length: 50 }, (_, i) => `w${i} `), deltaDelayMs: 50 });
     const controller = new AbortController();
     const pending = client.chat.completions.create({ model: MODEL, messages: HI }, { signal: controller.signal }).catch((e: unknown) => e);
-    await sleep(300);
+    const answering = await upstreamRequest(h.fake);
     controller.abort();
     assert.ok((await pending) instanceof OpenAI.APIUserAbortError);
-    await closedWithin(h.fake.requests[0], 1000);
+    await closedWithin(answering, 1000);
   });
   it('lists models in OpenAI shape on the same /v1/models path the Anthropic SDK uses', async () => {
     const models = await client.models.list();

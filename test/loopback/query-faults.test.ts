@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { deltaText, lastRequestLog, parseSse, query, startHarness, type Harness } from '../helpers/harness.ts';
-import { closedWithin } from '../helpers/wait.ts';
+import { deltaText, parseSse, query, requestLogOf, startHarness, withRequestId, type Harness } from '../helpers/harness.ts';
+import { closedWithin, upstreamRequest } from '../helpers/wait.ts';
 
 describe('retries before the first byte', () => {
   let h: Harness;
@@ -17,15 +16,14 @@ describe('retries before the first byte', () => {
 
   it('retries 529 and 429 until success, waiting what the upstream asks', async () => {
     h.fake.queue({ kind: 'error', status: 529, retryAfterMs: '200' }, { kind: 'error', status: 429, retryAfter: '0.3' }, { kind: 'message', deltas: ['ok'] });
-    const res = await query(h.url, { prompt: 'a' });
+    const res = await query(h.url, { prompt: 'a' }, withRequestId('retried-3'));
     assert.equal(res.status, 200);
     assert.equal(deltaText(parseSse(await res.text())), 'ok');
     const at = h.fake.requests.map((r) => r.receivedAt);
     assert.equal(at.length, 3);
     assert.ok((at[1] ?? 0) - (at[0] ?? 0) >= 190, `first wait ${(at[1] ?? 0) - (at[0] ?? 0)} ms`);
     assert.ok((at[2] ?? 0) - (at[1] ?? 0) >= 290, `second wait ${(at[2] ?? 0) - (at[1] ?? 0)} ms`);
-    await sleep(10);
-    assert.equal(lastRequestLog(h)?.attempts, 3);
+    assert.equal((await requestLogOf(h, 'retried-3')).attempts, 3);
   });
 
   it('gives up after MAX_RETRIES retries with the honest status', async () => {
@@ -72,8 +70,8 @@ describe('retries before the first byte', () => {
 
   it('never retries a mid-stream error', async () => {
     h.fake.queue({ kind: 'message', deltas: ['a', 'b'], fault: { type: 'error', afterDeltas: 1 } });
-    await (await query(h.url, { prompt: 'a' })).text();
-    await sleep(100);
+    await (await query(h.url, { prompt: 'a' }, withRequestId('mid-stream-error'))).text();
+    assert.equal((await requestLogOf(h, 'mid-stream-error')).attempts, 1);
     assert.equal(h.fake.requests.length, 1);
   });
 
@@ -158,20 +156,24 @@ describe('a client that goes away aborts the upstream request at once', () => {
     h.fake.queue({ kind: 'stall' });
     const controller = new AbortController();
     const pending = query(h.url, { prompt: 'a' }, { signal: controller.signal }).catch(() => undefined);
-    await sleep(200);
+    const stalled = await upstreamRequest(h.fake);
     controller.abort();
     await pending;
-    await closedWithin(h.fake.requests[0], 1000);
+    await closedWithin(stalled, 1000);
   });
 
   it('during a retry wait: no further attempt is made', async () => {
     h.fake.setScenario(() => ({ kind: 'error', status: 529, retryAfter: '2' }));
     const controller = new AbortController();
-    const pending = query(h.url, { prompt: 'a' }, { signal: controller.signal }).catch(() => undefined);
-    await sleep(300);
+    const pending = query(h.url, { prompt: 'a' }, withRequestId('gone-in-retry-wait', { signal: controller.signal })).catch(() => undefined);
+    // The 529 has been answered in full: the service is now waiting 2 s before its retry.
+    await (await upstreamRequest(h.fake)).closed;
     controller.abort();
     await pending;
-    await sleep(2500);
+    // Written once the handler has returned: a retry would have been made (and counted) before it.
+    const line = await requestLogOf(h, 'gone-in-retry-wait');
+    assert.equal(line.outcome, 'client_closed');
+    assert.equal(line.attempts, 1);
     assert.equal(h.fake.requests.length, 1);
   });
 
@@ -179,9 +181,9 @@ describe('a client that goes away aborts the upstream request at once', () => {
     h.fake.queue({ kind: 'message', deltas: Array.from({ length: 50 }, (_, i) => `w${i} `), deltaDelayMs: 50 });
     const controller = new AbortController();
     const pending = query(h.url, { prompt: 'a', stream: false }, { signal: controller.signal }).catch(() => undefined);
-    await sleep(300);
+    const answering = await upstreamRequest(h.fake);
     controller.abort();
     await pending;
-    await closedWithin(h.fake.requests[0], 1000);
+    await closedWithin(answering, 1000);
   });
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { deltaText, parseSse, query, requestLogs, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
+import { deltaText, parseSse, query, requestLogOf, requestLogs, SECRET_KEY, startHarness, withRequestId, type Harness } from '../helpers/harness.ts';
 
 describe('POST /llm/query streaming', () => {
   let h: Harness;
@@ -151,10 +151,10 @@ describe('POST /llm/query streaming', () => {
 
   it('logs one line per request with the outcome, and never the key or the prompt', async () => {
     h.logs.length = 0;
-    const res = await query(h.url, { prompt: 'my secret prompt text' });
+    const res = await query(h.url, { prompt: 'my secret prompt text' }, withRequestId('logged-once'));
     await res.text();
-    await new Promise((r) => setTimeout(r, 20));
-    const lines = requestLogs(h);
+    await requestLogOf(h, 'logged-once');
+    const lines = requestLogs(h).filter((l) => l.reqId === 'logged-once');
     assert.equal(lines.length, 1);
     const line = lines[0];
     assert.ok(line);

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
-import { bearer, metricValue, readUntil, scrapeMetrics, waitFor } from '../helpers/routes.ts';
+import { bearer, metricValue, readUntil, scrapeMetrics } from '../helpers/routes.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { clockInsideMinute } from '../helpers/clock.ts';
 
 const ALICE = 'alice-key-0123456789abcdef';
 const LIMITED = 'limited-key-0123456789abcdef';
@@ -37,7 +39,7 @@ describe('the finished record is emitted once per request, for every outcome', (
     const keys = `alice:${ALICE}\nlimited:${LIMITED} rpm=1`;
     const file = join(mkdtempSync(join(tmpdir(), 'llmc-keys-')), 'keys');
     writeFileSync(file, keys);
-    h = await startHarness({ SERVICE_API_KEYS_FILE: file });
+    h = await startHarness({ SERVICE_API_KEYS_FILE: file }, { now: clockInsideMinute() });
   });
   after(async () => {
     h.app.server.closeAllConnections();

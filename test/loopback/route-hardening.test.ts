@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { requestLogs, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
-import { scrapeMetrics, waitFor } from '../helpers/routes.ts';
+import { scrapeMetrics } from '../helpers/routes.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { MAX_MODEL_LABELS } from '../../src/observability/request-metrics.ts';
 
 const VERSION = { 'anthropic-version': '2023-06-01' };

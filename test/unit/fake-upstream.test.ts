@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { DEFAULT_MAX_RECORDED, startFakeUpstream } from '../../src/mock/fake-upstream.ts';
 import type { FakeBlock, FakeUpstream, RecordedRequest } from '../../src/mock/fake-upstream.ts';
-import { within } from '../helpers/wait.ts';
+import { upstreamRequest, within } from '../helpers/wait.ts';
 
 interface SseEvent {
   event: string;
@@ -368,8 +368,7 @@ void describe('fake upstream', () => {
       () => 'answered',
       () => 'failed',
     );
-    while (local.requests.length === 0) await new Promise((r) => setTimeout(r, 5));
-    const rec = lastRequest(local);
+    const rec = await upstreamRequest(local);
     await within(local.close(), 2000, 'close()');
     assert.equal(await within(pending, 2000, 'client settles'), 'failed');
     await within(rec.closed, 2000, 'closed');

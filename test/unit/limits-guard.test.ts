@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectorError } from '../../src/errors.ts';
 import { ClientKeyring, parseServiceApiKeysFile } from '../../src/limits/client-keys.ts';
 import {
@@ -15,6 +14,7 @@ import type { AdmitRequest, LimitStore, Reservation, SettleRequest } from '../..
 import type { LimitValues, RedisErrorPolicy } from '../../src/limits/limits.ts';
 import { MemoryLimitStore } from '../../src/limits/memory-store.ts';
 import { createUpstreamGate } from '../../src/limits/upstream-gate.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const ALICE = 'alice-key-0123456789abcdef';
 const BOB = 'bob-key-0123456789abcdef';
@@ -188,16 +188,25 @@ describe('guard: limits', () => {
     assert.deepEqual([store.admits.length, store.settles.length], [0, 0]);
   });
 
-  it('keeps a stream lease alive while the answer is open, and frees it on settle', async () => {
+  it('keeps a stream lease alive while the answer is open, and frees it on settle', async (t) => {
+    t.mock.timers.enable({ apis: ['setInterval'] });
     const store = new SpyStore(60);
-    const { guard } = setup({ streams: 1 }, { store, now: Date.now });
+    const { guard, tick } = setup({ streams: 1 }, { store });
+    /** Moves the guard's clock and the (mocked) renewal timer on together. */
+    const advance = (ms: number): void => {
+      for (let step = 0; step < ms; step += 10) {
+        tick(10);
+        t.mock.timers.tick(10);
+      }
+    };
     const open = admitted(await guard.admit(null, 0));
-    await sleep(150);
+    // Past the 60 ms lease: only renewals keep it.
+    advance(150);
     assert.ok(store.renewals >= 2, `renewed ${store.renewals} times`);
     assert.equal(rejected(await guard.admit(null, 0)).reason, 'streams');
     await open.lease.settle();
     const renewals = store.renewals;
-    await sleep(50);
+    advance(50);
     assert.equal(store.renewals, renewals, 'no renewals after settle');
     await admitted(await guard.admit(null, 0)).lease.settle();
   });
@@ -261,7 +270,7 @@ describe('guard: upstream gate', () => {
       [busy.status, busy.type, busy.reason, busy.headers],
       [503, 'overloaded_error', 'upstream_busy', { 'retry-after': '1' }],
     );
-    await sleep(0);
+    await waitFor(() => store.settles.length > 0, 'the turned-away request to be given back');
     assert.deepEqual(
       store.settles.map((s) => [s.actualTokens, s.refundRequest]),
       [[0, true]],
