@@ -6,6 +6,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Config } from './config.ts';
 import { registerAnthropicRoutes } from './http/anthropic-routes.ts';
 import { registerChatCompletionsRoute } from './http/chat-completions-route.ts';
+import { clientErrorOptions, installClientErrors } from './http/client-errors.ts';
+import { connectionOptions, installConnectionLimits } from './http/connections.ts';
 import { installErrorHandling } from './http/error-handler.ts';
 import { installAuthentication } from './http/guard-hooks.ts';
 import { parseJsonBody } from './http/json-body.ts';
@@ -65,7 +67,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       return typeof given === 'string' && SANE_REQUEST_ID.test(given) ? given : randomUUID();
     },
     ajv: { customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } },
+    ...connectionOptions(config),
+    ...clientErrorOptions(),
   });
+  installConnectionLimits(app, config.maxConnections, deps.metrics);
 
   app.decorateRequest('record', null as unknown as RequestRecord);
   if (config.corsOrigins.length > 0) {
@@ -91,6 +96,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     });
     done();
   });
+  installClientErrors(app);
 
   // Closing closes the idle keep-alive connections once; one still busy with an open answer would
   // then stay open, idle, until its keep-alive timeout after the answer ends, holding up the drain.

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ConnectorError } from '../errors.ts';
-import { renderError, type ErrorShape } from './error-shapes.ts';
+import { ConnectorError, errorForStatus } from '../errors.ts';
+import { errorShapeForPath, renderError, type ErrorShape } from './error-shapes.ts';
 import { retriedHeader } from './passthrough-headers.ts';
 
 /** Maps anything thrown (our errors, Fastify's own) to the service's error. Pure. */
@@ -19,7 +19,7 @@ export function toConnectorError(error: unknown): ConnectorError {
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new ConnectorError('invalid_request_error', 400, fastifyError.message ?? 'Invalid request');
+    return errorForStatus(status, fastifyError.message ?? 'Invalid request');
   }
   return new ConnectorError('internal_error', 500, 'Internal error', { cause: error });
 }
@@ -50,7 +50,7 @@ export function installErrorHandling(app: FastifyInstance, allowedMethods: Reado
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?', 1)[0] ?? '';
     const allow = allowedMethods.get(path);
-    const shape: ErrorShape = path === '/v1/chat/completions' ? 'openai' : path.startsWith('/v1/') ? 'anthropic' : 'default';
+    const shape = errorShapeForPath(path);
     let error: ConnectorError;
     if (allow === undefined) {
       error = new ConnectorError('not_found_error', 404, `No route for ${request.method} ${path}`);

@@ -19,6 +19,7 @@ declare module 'fastify' {
 const ANTHROPIC_TYPES: Partial<Record<ErrorType, string>> = {
   unsupported_media_type: 'invalid_request_error',
   method_not_allowed: 'invalid_request_error',
+  request_timeout: 'timeout_error',
   upstream_authentication_error: 'api_error',
   upstream_unreachable: 'api_error',
   upstream_error: 'api_error',
@@ -34,6 +35,12 @@ export function anthropicErrorType(type: string): string {
 /** `{"type":"error","error":{"type","message"},"request_id"}`, as Anthropic answers. */
 export function anthropicErrorBody(type: string, message: string, requestId: string): object {
   return { type: 'error', error: { type: anthropicErrorType(type), message }, request_id: requestId };
+}
+
+/** The shape a path's route family answers errors in, for errors found before (or without) a route. */
+export function errorShapeForPath(path: string): ErrorShape {
+  if (path === '/v1/chat/completions') return 'openai';
+  return path.startsWith('/v1/') ? 'anthropic' : 'default';
 }
 
 export function renderError(shape: ErrorShape, error: ConnectorError, requestId: string): object {
