@@ -98,22 +98,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   });
   installClientErrors(app);
 
-  // Closing closes the idle keep-alive connections once; one still busy with an open answer would
-  // then stay open, idle, until its keep-alive timeout after the answer ends, holding up the drain.
-  app.addHook('preClose', (done) => {
-    if (!app.server.listening) {
-      done();
-      return;
-    }
-    const sweep = setInterval(() => {
-      app.server.closeIdleConnections();
-    }, 100).unref();
-    app.server.once('close', () => {
-      clearInterval(sweep);
-    });
-    done();
-  });
-
   installAuthentication(app, deps.guard);
   // The answering routes report the real usage when their handler returns, which can be after the
   // response has closed: the request's log line and its limits' settlement wait for it.

@@ -18,6 +18,9 @@ import type { Metrics } from '../observability/metrics.ts';
  *   `llmc_connections_refused_total`. Node's own `server.maxConnections` is not used: in a cluster
  *   worker a refused connection goes back to the primary, which hands it to the next worker, round
  *   and round, while no worker has room.
+ * - Closing the app closes idle connections at once and the others as soon as their answer ends:
+ *   Node 20's `closeIdleConnections()` misses a connection that has never sent a byte (clients open
+ *   them ahead of time), which then held a drain until Node's headers timeout.
  */
 
 interface Connection {
@@ -57,7 +60,7 @@ export function connectionState(socket: Socket): Readonly<Connection> | undefine
   return (socket as TrackedSocket)[CONNECTION];
 }
 
-/** Caps open connections and tracks which are idle. */
+/** Caps open connections, tracks which are idle, and closes idle ones at once when the app closes. */
 export function installConnectionLimits(
   app: FastifyInstance,
   maxConnections: number,
@@ -67,6 +70,7 @@ export function installConnectionLimits(
   /** Connections with no request in flight, the longest idle first. */
   const idle = new Set<TrackedSocket>();
   let open = 0;
+  let draining = false;
 
   const closeLongestIdle = (): boolean => {
     const oldest = idle.values().next().value;
@@ -77,8 +81,8 @@ export function installConnectionLimits(
   };
 
   server.on('connection', (socket: TrackedSocket) => {
-    if (maxConnections > 0 && open >= maxConnections && !closeLongestIdle()) {
-      metrics?.connectionsRefused.inc();
+    if (draining || (maxConnections > 0 && open >= maxConnections && !closeLongestIdle())) {
+      if (!draining) metrics?.connectionsRefused.inc();
       socket.destroy();
       return;
     }
@@ -103,8 +107,16 @@ export function installConnectionLimits(
     response.once('close', () => {
       if (--state.inFlight > 0) return;
       state.latest = undefined;
-      if (!socket.destroyed) idle.add(socket);
+      if (socket.destroyed) return;
+      if (draining) socket.destroy();
+      else idle.add(socket);
     });
   });
 
+  app.addHook('preClose', (done) => {
+    draining = true;
+    for (const socket of idle) socket.destroy();
+    idle.clear();
+    done();
+  });
 }

@@ -1,7 +1,7 @@
 /**
  * What a client can hold with a connection is bounded (REQUEST_TIMEOUT, KEEP_ALIVE_TIMEOUT,
- * MAX_CONNECTIONS), and none of it cuts an answer being written. Raw sockets, where the timing of
- * bytes matters.
+ * MAX_CONNECTIONS), none of it cuts an answer being written, and closing the service closes idle
+ * connections at once. Raw sockets, where the timing of bytes matters.
  */
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
@@ -217,6 +217,40 @@ describe('MAX_CONNECTIONS', () => {
       assert.equal(await metric(h.url, 'llmc_connections_refused_total'), before + 1);
     } finally {
       for (const c of busy) c.socket.destroy();
+    }
+  });
+});
+
+describe('closing the service', () => {
+  it('closes a connection that never sent a request at once, while an open answer still streams', async () => {
+    const h = await startHarness({ UPSTREAM_READ_TIMEOUT: '10' });
+    h.fake.queue({
+      kind: 'message',
+      deltas: Array.from({ length: 20 }, (_, i) => `w${i} `),
+      deltaDelayMs: 100,
+    });
+    const res = await query(h.url, { prompt: 'a long answer' });
+    assert.equal(res.status, 200);
+    const silent = rawConnection(h.url);
+    await connected(silent.socket);
+    const order: string[] = [];
+    const closing = h.close();
+    try {
+      const streamed = res.text().then((text) => {
+        order.push('answer complete');
+        return text;
+      });
+      // Node stops enforcing its request timeouts once closing has begun: without the service closing
+      // it, a silent connection would hold the close for as long as the client keeps it open.
+      await within(silent.closed, 20_000, 'the silent connection to be closed').then(() =>
+        order.push('silent connection closed'),
+      );
+      const events = parseSse(await streamed);
+      assert.equal(events.at(-1)?.event, 'done', 'the open answer was cut');
+      assert.deepEqual(order, ['silent connection closed', 'answer complete']);
+    } finally {
+      silent.socket.destroy();
+      await closing;
     }
   });
 });
