@@ -8,6 +8,8 @@ import type { Config } from './config.ts';
 import { anthropicRoutes } from './http/anthropic-routes.ts';
 import { installAuthentication } from './http/authentication.ts';
 import { chatCompletionsRoutes } from './http/chat-completions-route.ts';
+import { clientErrorOptions, installClientErrors } from './http/client-errors.ts';
+import { connectionOptions, installConnectionLimits } from './http/connections.ts';
 import { installErrorHandling } from './http/error-handler.ts';
 import { parseJsonBody } from './http/json-body.ts';
 import { installRequestPipeline, type PipelineDeps } from './http/pipeline.ts';
@@ -101,28 +103,11 @@ function installRequestRecords(app: FastifyInstance, events: RequestEvents): voi
   });
 }
 
-/**
- * Closing closes the idle keep-alive connections once; one still busy with an open answer would then
- * stay open, idle, until its keep-alive timeout after the answer ends, holding up the drain.
- */
-function sweepIdleOnClose(app: FastifyInstance): void {
-  app.addHook('preClose', (done) => {
-    if (!app.server.listening) {
-      done();
-      return;
-    }
-    const sweep = setInterval(() => {
-      app.server.closeIdleConnections();
-    }, 100).unref();
-    app.server.once('close', () => {
-      clearInterval(sweep);
-    });
-    done();
-  });
-}
-
 /** Builds the service; never listens. */
 export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyInstance> {
+  // The route table is filled as routes register; errors found before routing read it too.
+  const routes = new RouteTable();
+  routes.declarePrefix('/v1/', 'anthropic');
   const app = Fastify({
     loggerInstance: deps.logger,
     // One line per request is written by the request log subscriber instead of Fastify's two.
@@ -136,7 +121,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     ajv: {
       customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false },
     },
+    ...connectionOptions(config),
+    ...clientErrorOptions(routes),
   });
+  installConnectionLimits(app, config.maxConnections, deps.metrics);
+  installClientErrors(app);
 
   const events = new RequestEvents();
   // The limits are settled first: a client that reads the log line (or the metrics) sees settled counts.
@@ -146,10 +135,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   installRequestRecords(app, events);
   for (const subscriber of deps.subscribers ?? []) events.subscribe(subscriber);
   if (config.corsOrigins.length > 0) await app.register(cors, corsOptions(config.corsOrigins));
-  sweepIdleOnClose(app);
   installAuthentication(app, deps.guard);
-  const routes = RouteTable.watch(app);
-  routes.declarePrefix('/v1/', 'anthropic');
+  routes.watch(app);
   app.decorate('routeTable', routes);
   installErrorHandling(app, routes);
 

@@ -21,6 +21,12 @@ export interface Config {
   readonly readTimeoutMs: number;
   readonly keepAliveIntervalMs: number;
   readonly maxBodyBytes: number;
+  /** Longest a client may take to send a whole request, headers and body (408 after it). */
+  readonly requestTimeoutMs: number;
+  /** Longest a connection may stay idle between two requests. */
+  readonly keepAliveTimeoutMs: number;
+  /** Open connections per process (0 = no cap); see src/http/connections.ts. */
+  readonly maxConnections: number;
   readonly logLevel: LogLevel;
   readonly mock: boolean;
   /** Browser origins allowed to call the service (CORS); empty = none. */
@@ -193,6 +199,9 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     readTimeoutMs: positiveSeconds(env, 'UPSTREAM_READ_TIMEOUT', 60),
     keepAliveIntervalMs: positiveSeconds(env, 'SSE_KEEPALIVE_INTERVAL', 15),
     maxBodyBytes: number(env, 'MAX_BODY_BYTES', 1048576, { integer: true, min: 1 }),
+    requestTimeoutMs: positiveSeconds(env, 'REQUEST_TIMEOUT', 30),
+    keepAliveTimeoutMs: positiveSeconds(env, 'KEEP_ALIVE_TIMEOUT', 72),
+    maxConnections: number(env, 'MAX_CONNECTIONS', 2048, { integer: true, min: 0 }),
     logLevel,
     mock: flags.mock,
     corsOrigins: parseOrigins(env.CORS_ORIGINS),

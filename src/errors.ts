@@ -5,6 +5,8 @@
  */
 export type ErrorType =
   | 'invalid_request_error'
+  | 'permission_error'
+  | 'request_timeout'
   | 'request_too_large'
   | 'unsupported_media_type'
   | 'not_found_error'
@@ -55,6 +57,22 @@ export interface ErrorEnvelope {
 
 export function errorEnvelope(type: string, message: string, requestId: string): ErrorEnvelope {
   return { error: { type, message }, request_id: requestId };
+}
+
+const TYPE_BY_STATUS: ReadonlyMap<number, ErrorType> = new Map([
+  [403, 'permission_error'],
+  [404, 'not_found_error'],
+  [405, 'method_not_allowed'],
+  [408, 'request_timeout'],
+  [413, 'request_too_large'],
+  [414, 'request_too_large'],
+  [415, 'unsupported_media_type'],
+  [431, 'request_too_large'],
+]);
+
+/** A client error (4xx) that keeps its status, with the service's error type for it. */
+export function errorForStatus(status: number, message: string): ConnectorError {
+  return new ConnectorError(TYPE_BY_STATUS.get(status) ?? 'invalid_request_error', status, message);
 }
 
 /** The client went away; nothing is rendered, the upstream request is aborted. */

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance } from 'fastify';
-import { ConnectorError } from '../errors.ts';
+import { ConnectorError, errorForStatus } from '../errors.ts';
 import { renderError } from './error-shapes.ts';
 import { retryHeaders } from './pipeline.ts';
 import type { RouteTable } from './route-table.ts';
@@ -22,7 +22,7 @@ export function toConnectorError(error: unknown): ConnectorError {
   }
   const status = fastifyError.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new ConnectorError('invalid_request_error', 400, fastifyError.message ?? 'Invalid request');
+    return errorForStatus(status, fastifyError.message ?? 'Invalid request');
   }
   return new ConnectorError('internal_error', 500, 'Internal error', { cause: error });
 }

@@ -19,6 +19,7 @@ declare module 'fastify' {
 const ANTHROPIC_TYPES: Partial<Record<ErrorType, string>> = {
   unsupported_media_type: 'invalid_request_error',
   method_not_allowed: 'invalid_request_error',
+  request_timeout: 'timeout_error',
   upstream_authentication_error: 'api_error',
   upstream_unreachable: 'api_error',
   upstream_error: 'api_error',

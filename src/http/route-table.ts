@@ -37,15 +37,13 @@ export class RouteTable {
   private readonly entries = new Map<string, Entry>();
   private readonly prefixes: { prefix: string; shape: ErrorShape }[] = [];
 
-  /** Fills the table from every route registered from now on. */
-  static watch(app: FastifyInstance): RouteTable {
-    const table = new RouteTable();
+  /** Fills the table from every route `app` registers from now on. */
+  watch(app: FastifyInstance): void {
     app.addHook('onRoute', (route) => {
       if (route.url === '*' || route.url.startsWith('/docs')) return;
       const methods = Array.isArray(route.method) ? route.method : [route.method];
-      table.add(route.url, methods, route.config?.errorShape ?? 'default', route.config?.guarded === true);
+      this.add(route.url, methods, route.config?.errorShape ?? 'default', route.config?.guarded === true);
     });
-    return table;
   }
 
   add(url: string, methods: readonly string[], shape: ErrorShape, guarded = false): void {

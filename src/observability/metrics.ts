@@ -18,6 +18,8 @@ export interface Metrics {
   readonly openStreams: Gauge<'route'>;
   readonly rateLimitRejections: Counter<'key' | 'reason'>;
   readonly redisErrors: Counter;
+  readonly openConnections: Gauge;
+  readonly connectionsRefused: Counter;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -53,5 +55,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     openStreams: new Gauge({ name: 'llmc_open_streams', help: 'Answers being streamed right now', labelNames: ['route'], registers }),
     rateLimitRejections: new Counter({ name: 'llmc_rate_limit_rejections_total', help: 'Requests refused by a limit, by key name and reason', labelNames: ['key', 'reason'], registers }),
     redisErrors: new Counter({ name: 'llmc_redis_errors_total', help: 'Redis calls that failed or timed out', registers }),
+    openConnections: new Gauge({ name: 'llmc_open_connections', help: 'Client connections open right now (at most MAX_CONNECTIONS per process)', registers }),
+    connectionsRefused: new Counter({
+      name: 'llmc_connections_refused_total',
+      help: 'New client connections closed at once because MAX_CONNECTIONS were open, each with a request in flight',
+      registers,
+    }),
   };
 }

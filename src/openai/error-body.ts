@@ -10,6 +10,8 @@ export interface OpenAIErrorBody {
 const TYPES: ReadonlyMap<string, string> = new Map([
   ['invalid_request_error', 'invalid_request_error'],
   ['request_too_large', 'invalid_request_error'],
+  ['request_timeout', 'invalid_request_error'],
+  ['permission_error', 'invalid_request_error'],
   ['unsupported_media_type', 'invalid_request_error'],
   ['not_found_error', 'invalid_request_error'],
   ['method_not_allowed', 'invalid_request_error'],

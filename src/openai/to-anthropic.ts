@@ -4,6 +4,7 @@
  * logprobs, JSON response formats, audio, …) are problems (400); other fields Anthropic has no use
  * for (seed, penalties, store, …) are ignored and named, so the caller can tell the client.
  */
+import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.ts';
 import type { ChatCompletionRequest, ChatContentPart, ChatMessage, ChatTool, ChatToolChoice } from './request-schema.ts';
 
 export interface Problem {
@@ -222,6 +223,10 @@ function toolUseBlock(call: NonNullable<ChatMessage['tool_calls']>[number], at: 
 
 function parseArguments(text: string, at: string, problems: Problem[]): unknown {
   if (text.trim() === '') return {};
+  if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
+    problems.push({ param: at, message: `tool call arguments nest objects and arrays deeper than ${MAX_JSON_DEPTH} levels` });
+    return {};
+  }
   try {
     const value: unknown = JSON.parse(text);
     if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value;

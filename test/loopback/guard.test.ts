@@ -32,16 +32,6 @@ const ALICE = 'alice-key-0123456789abcdef';
 const BOB = 'bob-key-fedcba9876543210';
 const CAROL = 'carol-key-00112233445566778899';
 
-/**
- * After a request the client aborted, fetch may leave a connection open on which it never sent a
- * request; the server would wait for it to time out (about 70 s) before closing. Nothing is in
- * flight when this is called, so every connection goes.
- */
-async function closeHarness(h: Harness): Promise<void> {
-  h.app.server.closeAllConnections();
-  await h.close();
-}
-
 function metrics(h: Harness): Promise<MetricFamilies> {
   return scrapeMetrics(h.url);
 }
@@ -118,7 +108,7 @@ describe('client keys', () => {
       assert.equal(allowed.status, 200);
       assert.match(await allowed.text(), /llmc_requests_total/);
     } finally {
-      await closeHarness(guarded);
+      await guarded.close();
     }
   });
 
@@ -296,7 +286,7 @@ describe('token limits settle from the real usage', () => {
     h = await startHarness({ SERVICE_API_KEYS_FILE: file }, { now: clockInsideMinute() });
   });
   after(async () => {
-    await closeHarness(h);
+    await h.close();
     rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(() => {
@@ -428,7 +418,7 @@ describe('MAX_UPSTREAM_CONCURRENCY', () => {
   before(async () => {
     h = await startHarness({ MAX_UPSTREAM_CONCURRENCY: '1', UPSTREAM_READ_TIMEOUT: '30' });
   });
-  after(() => closeHarness(h));
+  after(() => h.close());
 
   it('with the one slot held by a stalled stream, the next request waits briefly, then 503 with Retry-After', async () => {
     h.fake.queue({ kind: 'message', deltas: ['w0 ', 'w1 '], fault: { type: 'stall', afterDeltas: 1 } });

@@ -43,12 +43,7 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     // The SDK's default retries (2) stay on: the service's x-should-retry must keep them from multiplying.
     client = new OpenAI({ baseURL: `${h.url}/v1`, apiKey: 'client-key-not-forwarded' });
   });
-  after(async () => {
-    // After an aborted stream, undici opens a spare socket that never carries a request; the server's
-    // graceful close would wait for its keep-alive timeout (72 s), so the connections go first.
-    h.app.server.closeAllConnections();
-    await h.close();
-  });
+  after(() => h.close());
   beforeEach(() => {
     h.fake.reset();
     h.logs.length = 0;

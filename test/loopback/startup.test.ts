@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { deltaText, parseSse, query } from '../helpers/harness.ts';
+import { connected, rawConnection } from '../helpers/raw-http.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 /** An environment with no key anywhere (an empty value wins over a developer's .env). */
@@ -166,5 +167,24 @@ describe('start-up, as a new user runs it', () => {
       if (isRunning(service.pid)) process.kill(service.pid, 'SIGKILL');
       if (isRunning(group)) process.kill(-group, 'SIGKILL');
     }
+  });
+
+  it('on SIGTERM closes a connection that never sent a request at once, without waiting for the open answer', async () => {
+    const service = await startService(['--mock', '--port', '0']);
+    const res = await query(service.url, { prompt: 'a question long enough to make the paced, simulated answer last a while '.repeat(3) });
+    assert.equal(res.status, 200);
+    // Clients (undici after an abort, for one) open connections ahead of time and may never use them.
+    const silent = rawConnection(service.url);
+    await connected(silent.socket);
+    const order: string[] = [];
+    service.child.kill('SIGTERM');
+    const answered = res.text().then((text) => {
+      order.push('answer complete');
+      return text;
+    });
+    await silent.closed.then(() => order.push('silent connection closed'));
+    assert.equal(parseSse(await answered).at(-1)?.event, 'done', 'the open stream was cut instead of drained');
+    assert.deepEqual(order, ['silent connection closed', 'answer complete'], 'the silent connection held the drain');
+    assert.equal((await service.exit).code, 0);
   });
 });

@@ -21,6 +21,9 @@ describe('config', () => {
     assert.equal(c.readTimeoutMs, 60000);
     assert.equal(c.keepAliveIntervalMs, 15000);
     assert.equal(c.maxBodyBytes, 1048576);
+    assert.equal(c.requestTimeoutMs, 30000);
+    assert.equal(c.keepAliveTimeoutMs, 72000);
+    assert.equal(c.maxConnections, 2048);
     assert.equal(c.logLevel, 'info');
     assert.ok(Object.isFrozen(c));
   });
@@ -38,6 +41,10 @@ describe('config', () => {
       [{ UPSTREAM_CONNECT_TIMEOUT: '0' }, /^UPSTREAM_CONNECT_TIMEOUT /],
       [{ MAX_RETRIES: '1.5' }, /^MAX_RETRIES /],
       [{ MAX_BODY_BYTES: 'lots' }, /^MAX_BODY_BYTES /],
+      [{ REQUEST_TIMEOUT: '0' }, /^REQUEST_TIMEOUT /],
+      [{ KEEP_ALIVE_TIMEOUT: 'long' }, /^KEEP_ALIVE_TIMEOUT /],
+      [{ MAX_CONNECTIONS: '-1' }, /^MAX_CONNECTIONS /],
+      [{ MAX_CONNECTIONS: '10.5' }, /^MAX_CONNECTIONS /],
       [{ ANTHROPIC_MAX_TOKENS: '0' }, /^ANTHROPIC_MAX_TOKENS /],
       [{ LOG_LEVEL: 'loud' }, /^LOG_LEVEL /],
       [{ ANTHROPIC_BASE_URL: 'ftp://x' }, /^ANTHROPIC_BASE_URL /],
