@@ -146,7 +146,7 @@ describe('SIGHUP re-reads SERVICE_API_KEYS_FILE', () => {
     const service = await serve(file.path);
     const deltas = Array.from({ length: 40 }, (_, i) => `w${i} `);
     fake.queue({ kind: 'message', deltas, deltaDelayMs: 75 });
-    const open = await ask(service.url, 'query', { headers: bearer(ALICE) });
+    const open = await ask(service.url, 'query', { headers: bearer(ALICE), maxTokens: 64 });
     assert.equal(open.status, 200);
     // Read until the first words have arrived: the stream is open and under way.
     assert.ok(open.body);
