@@ -125,7 +125,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
     ...clientErrorOptions(routes),
   });
   installConnectionLimits(app, config.maxConnections, deps.metrics);
-  installClientErrors(app);
 
   const events = new RequestEvents();
   // The limits are settled first: a client that reads the log line (or the metrics) sees settled counts.
@@ -133,6 +132,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   events.subscribe(requestLog);
   if (deps.metrics) events.subscribe(requestMetrics(deps.metrics));
   installRequestRecords(app, events);
+  installClientErrors(app);
   for (const subscriber of deps.subscribers ?? []) events.subscribe(subscriber);
   if (config.corsOrigins.length > 0) await app.register(cors, corsOptions(config.corsOrigins));
   installAuthentication(app, deps.guard);
