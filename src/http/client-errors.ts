@@ -99,7 +99,7 @@ function clientErrorHandler(shapeFor: ShapeFor) {
     const mapped = connectionError(error, this.server.requestTimeout);
     const state = connectionState(socket);
     const pending = state?.inFlight === 1 ? state.latest : undefined;
-    if (pending && !pending.headersSent && !pending.req.complete) {
+    if (pending && socket.writable && !pending.headersSent && !pending.req.complete) {
       const id = (pending.req as TaggedRequest)[REQUEST_ID] ?? randomUUID();
       const text = body(shapeFor, mapped, pathOf(pending.req.url), id);
       pending.writeHead(mapped.status, {

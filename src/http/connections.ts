@@ -18,9 +18,10 @@ import type { Metrics } from '../observability/metrics.ts';
  *   `llmc_connections_refused_total`. Node's own `server.maxConnections` is not used: in a cluster
  *   worker a refused connection goes back to the primary, which hands it to the next worker, round
  *   and round, while no worker has room.
- * - Closing the app closes idle connections at once and the others as soon as their answer ends:
- *   Node 20's `closeIdleConnections()` misses a connection that has never sent a byte (clients open
- *   them ahead of time), which then held a drain until Node's headers timeout.
+ * - Closing the app closes idle connections at once (those on which no request has begun to arrive)
+ *   and the others as soon as their answer ends: Node 20's `closeIdleConnections()` misses a
+ *   connection that has never sent a byte (clients open them ahead of time), and Node stops its
+ *   request timeouts on close, so such a connection held the drain until the forced close.
  */
 
 interface Connection {
@@ -28,6 +29,8 @@ interface Connection {
   inFlight: number;
   /** The response to the last of them (pipelined requests are answered in order). */
   latest: ServerResponse | undefined;
+  /** `socket.bytesRead` when the connection last became idle: more means a request is arriving. */
+  idleSinceByte: number;
 }
 
 const CONNECTION = Symbol('llmc.connection');
@@ -88,7 +91,7 @@ export function installConnectionLimits(
     }
     open++;
     metrics?.openConnections.inc();
-    socket[CONNECTION] = { inFlight: 0, latest: undefined };
+    socket[CONNECTION] = { inFlight: 0, latest: undefined, idleSinceByte: 0 };
     idle.add(socket);
     socket.once('close', () => {
       open--;
@@ -107,15 +110,18 @@ export function installConnectionLimits(
     response.once('close', () => {
       if (--state.inFlight > 0) return;
       state.latest = undefined;
+      state.idleSinceByte = socket.bytesRead;
       if (socket.destroyed) return;
       if (draining) socket.destroy();
       else idle.add(socket);
     });
   });
 
+  // A connection on which a request has begun to arrive is left to finish it: it is answered (503
+  // while closing, with Connection: close) and closed when that answer has.
   app.addHook('preClose', (done) => {
     draining = true;
-    for (const socket of idle) socket.destroy();
+    for (const socket of idle) if (socket.bytesRead === socket[CONNECTION]?.idleSinceByte) socket.destroy();
     idle.clear();
     done();
   });

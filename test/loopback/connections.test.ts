@@ -35,7 +35,7 @@ async function metric(url: string, name: string): Promise<number> {
 describe('REQUEST_TIMEOUT: a request must arrive whole within it', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ REQUEST_TIMEOUT: '1', UPSTREAM_READ_TIMEOUT: '10' });
+    h = await startHarness({ REQUEST_TIMEOUT: '0.5', UPSTREAM_READ_TIMEOUT: '10' });
   });
   after(() => h.close());
   beforeEach(() => {
@@ -104,29 +104,29 @@ describe('REQUEST_TIMEOUT: a request must arrive whole within it', () => {
   });
 
   it('a streamed answer lasting several times REQUEST_TIMEOUT is not cut', async () => {
-    // 30 deltas 100 ms apart: 3 s, with the timeout's deadline checked every second.
+    // 20 deltas 100 ms apart: 2 s, four times the timeout, whose deadline is checked every 0.5 s.
     h.fake.queue({
       kind: 'message',
-      deltas: Array.from({ length: 30 }, (_, i) => `w${i} `),
+      deltas: Array.from({ length: 20 }, (_, i) => `w${i} `),
       deltaDelayMs: 100,
     });
     const res = await query(h.url, { prompt: 'a long answer' });
     assert.equal(res.status, 200);
     const events = parseSse(await res.text());
     assert.equal(events.at(-1)?.event, 'done');
-    assert.equal(deltaText(events).split(' ').length - 1, 30);
+    assert.equal(deltaText(events).split(' ').length - 1, 20);
   });
 
   it('a non-streamed answer that takes several times REQUEST_TIMEOUT to come is not cut', async () => {
     h.fake.queue({
       kind: 'message',
-      deltas: Array.from({ length: 30 }, (_, i) => `w${i} `),
+      deltas: Array.from({ length: 20 }, (_, i) => `w${i} `),
       deltaDelayMs: 100,
     });
     const res = await query(h.url, { prompt: 'a long answer', stream: false });
     assert.equal(res.status, 200);
     const body = (await res.json()) as { text: string };
-    assert.equal(body.text.split(' ').length - 1, 30);
+    assert.equal(body.text.split(' ').length - 1, 20);
   });
 });
 
