@@ -3,7 +3,7 @@
  *
  * Used as the "simulated Claude" of `--mock` mode, as the fake upstream of the loopback tests
  * (scenarios and fault modes) and by the benchmark. Wire format follows
- * shared/reference/anthropic-api.md: SSE events `event: <type>\ndata: <json>\n\n`, error bodies
+ * docs/anthropic-api.md: SSE events `event: <type>\ndata: <json>\n\n`, error bodies
  * `{"type":"error","error":{type,message},"request_id"}` and a `request-id` header on every answer.
  *
  * Hot path: each SSE event is serialised once into a string before streaming starts, then written

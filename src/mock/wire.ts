@@ -1,6 +1,6 @@
 /**
  * Wire-format primitives of the fake Anthropic API: SSE framing, the live API's spaced JSON, error
- * bodies and the status → error-type table (shared/reference/anthropic-api.md). No I/O.
+ * bodies and the status → error-type table (docs/anthropic-api.md). No I/O.
  */
 
 export type JsonObject = Record<string, unknown>;
