@@ -31,6 +31,13 @@ export interface GuardOptions {
   now?: () => number;
   /** At most one warning per this interval while the store fails; default 10 s. */
   warnIntervalMs?: number;
+  /** Runs `tick` every `ms` until the returned function is called; default an unref'd setInterval. */
+  every?: (tick: () => void, ms: number) => () => void;
+}
+
+function everyInterval(tick: () => void, ms: number): () => void {
+  const timer = setInterval(tick, ms).unref();
+  return () => clearInterval(timer);
 }
 
 export type Authentication = ClientKey | null | 'missing' | 'invalid';
@@ -152,6 +159,7 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
   let keyring = options.keyring;
   const now = options.now ?? Date.now;
   const warnIntervalMs = options.warnIntervalMs ?? 10_000;
+  const every = options.every ?? everyInterval;
   let lastWarnAt = Number.NEGATIVE_INFINITY;
   let suppressed = 0;
 
@@ -184,10 +192,10 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
 
   const lease = (reservation: Reservation | null, permit: GatePermit): Lease => {
     let done: Promise<void> | undefined;
-    const renewal =
+    const stopRenewal =
       reservation === null || reservation.leaseId === null
         ? undefined
-        : setInterval(
+        : every(
             () => {
               void store
                 .renew(reservation, now())
@@ -197,14 +205,14 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
                 });
             },
             Math.max(1, Math.floor(store.leaseTtlMs / 3)),
-          ).unref();
+          );
     return {
       get settled() {
         return done !== undefined;
       },
       settle(usage) {
         done ??= (async () => {
-          clearInterval(renewal);
+          stopRenewal?.();
           permit.release();
           if (reservation !== null) await settleInStore(reservation, countTokens(usage), false);
         })();

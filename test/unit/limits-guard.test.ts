@@ -188,23 +188,37 @@ describe('guard: limits', () => {
     assert.deepEqual([store.admits.length, store.settles.length], [0, 0]);
   });
 
-  it('keeps a stream lease alive while the answer is open, and frees it on settle', async (t) => {
-    t.mock.timers.enable({ apis: ['setInterval'] });
+  it('keeps a stream lease alive while the answer is open, and frees it on settle', async () => {
+    // A hand-driven interval: the test moves the guard's clock and the renewal timer together.
+    const timers = new Set<{ tick: () => void; ms: number; due: number }>();
+    let elapsed = 0;
+    const every = (tick: () => void, ms: number) => {
+      const timer = { tick, ms, due: elapsed + ms };
+      timers.add(timer);
+      return () => timers.delete(timer);
+    };
     const store = new SpyStore(60);
-    const { guard, tick } = setup({ streams: 1 }, { store });
-    /** Moves the guard's clock and the (mocked) renewal timer on together. */
+    const { guard, tick } = setup({ streams: 1 }, { store, every });
     const advance = (ms: number): void => {
       for (let step = 0; step < ms; step += 10) {
         tick(10);
-        t.mock.timers.tick(10);
+        elapsed += 10;
+        for (const timer of timers) {
+          if (timer.due <= elapsed) {
+            timer.due += timer.ms;
+            timer.tick();
+          }
+        }
       }
     };
     const open = admitted(await guard.admit(null, 0));
+    assert.equal(timers.size, 1, 'one renewal timer while the lease is open');
     // Past the 60 ms lease: only renewals keep it.
     advance(150);
     assert.ok(store.renewals >= 2, `renewed ${store.renewals} times`);
     assert.equal(rejected(await guard.admit(null, 0)).reason, 'streams');
     await open.lease.settle();
+    assert.equal(timers.size, 0, 'the renewal timer is stopped on settle');
     const renewals = store.renewals;
     advance(50);
     assert.equal(store.renewals, renewals, 'no renewals after settle');
