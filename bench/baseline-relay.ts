@@ -38,7 +38,12 @@ interface Answer {
 }
 
 /** POSTs the Messages request with undici's Pool.request, or with fetch under BASELINE_FETCH=1. */
-async function post(path: string, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<Answer> {
+async function post(
+  path: string,
+  headers: Record<string, string>,
+  body: string,
+  signal: AbortSignal,
+): Promise<Answer> {
   if (USE_FETCH) {
     const res = await fetch(UPSTREAM_URL + path, { method: 'POST', headers, body, signal });
     const stream = res.body ?? new ReadableStream<Uint8Array>();

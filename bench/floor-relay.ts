@@ -90,7 +90,10 @@ async function listen(port: number): Promise<{ close(): unknown }> {
   const app = Fastify();
   app.post('/v1/messages', (request, reply) => {
     reply.hijack();
-    upstream.dispatch({ method: 'POST', path: '/v1/messages', headers: HEADERS, body: JSON.stringify(request.body) }, new Relay(reply.raw));
+    upstream.dispatch(
+      { method: 'POST', path: '/v1/messages', headers: HEADERS, body: JSON.stringify(request.body) },
+      new Relay(reply.raw),
+    );
   });
   await app.listen({ host: '127.0.0.1', port });
   return app;

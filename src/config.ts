@@ -70,7 +70,8 @@ export function parseArgs(argv: readonly string[]): CliFlags {
       continue;
     }
     const match = /^--(host|port|workers)(?:=(.*))?$/.exec(arg);
-    if (!match) throw new ConfigError(`Unknown argument "${arg}" (expected --mock, --host, --port, --workers)`);
+    if (!match)
+      throw new ConfigError(`Unknown argument "${arg}" (expected --mock, --host, --port, --workers)`);
     const name = match[1] as 'host' | 'port' | 'workers';
     const value = match[2] ?? argv[++i];
     if (value === undefined || value === '') throw new ConfigError(`--${name} needs a value`);
@@ -90,13 +91,23 @@ export function readEnvFile(path: string): Record<string, string> {
   return parseEnv(text) as Record<string, string>;
 }
 
-function number(env: Source, name: string, fallback: number, opts: { integer?: boolean; min: number; max?: number }): number {
+function number(
+  env: Source,
+  name: string,
+  fallback: number,
+  opts: { integer?: boolean; min: number; max?: number },
+): number {
   const raw = env[name]?.trim();
   if (raw === undefined || raw === '') return fallback;
   const value = Number(raw);
   const kind = opts.integer ? 'an integer' : 'a number';
   const range = opts.max === undefined ? `>= ${opts.min}` : `from ${opts.min} to ${opts.max}`;
-  if (!Number.isFinite(value) || (opts.integer && !Number.isInteger(value)) || value < opts.min || (opts.max !== undefined && value > opts.max)) {
+  if (
+    !Number.isFinite(value) ||
+    (opts.integer && !Number.isInteger(value)) ||
+    value < opts.min ||
+    (opts.max !== undefined && value > opts.max)
+  ) {
     throw new ConfigError(`${name} must be ${kind} ${range}, got "${raw}"`);
   }
   return value;
@@ -135,7 +146,10 @@ export function parseBaseUrl(raw: string, name = 'ANTHROPIC_BASE_URL'): { origin
 
 /** `CORS_ORIGINS`: comma-separated origins such as `https://app.example.com`. */
 export function parseOrigins(raw: string | undefined): string[] {
-  const origins = (raw ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
+  const origins = (raw ?? '')
+    .split(',')
+    .map((o) => o.trim())
+    .filter((o) => o !== '');
   for (const origin of origins) {
     let valid = false;
     try {
@@ -143,7 +157,10 @@ export function parseOrigins(raw: string | undefined): string[] {
     } catch {
       valid = false;
     }
-    if (!valid) throw new ConfigError(`CORS_ORIGINS must list origins like https://app.example.com (no path), got "${origin}"`);
+    if (!valid)
+      throw new ConfigError(
+        `CORS_ORIGINS must list origins like https://app.example.com (no path), got "${origin}"`,
+      );
   }
   return origins;
 }
@@ -152,9 +169,15 @@ const MODEL_ID = /^[\w.:@/-]{1,200}$/;
 
 /** `FALLBACK_MODELS`: comma-separated model ids, in the order they are tried. */
 export function parseModelList(raw: string | undefined, name = 'FALLBACK_MODELS'): string[] {
-  const models = (raw ?? '').split(',').map((m) => m.trim()).filter((m) => m !== '');
+  const models = (raw ?? '')
+    .split(',')
+    .map((m) => m.trim())
+    .filter((m) => m !== '');
   for (const [index, model] of models.entries()) {
-    if (!MODEL_ID.test(model)) throw new ConfigError(`${name} must list model ids separated by commas, got ${JSON.stringify(model.slice(0, 80))}`);
+    if (!MODEL_ID.test(model))
+      throw new ConfigError(
+        `${name} must list model ids separated by commas, got ${JSON.stringify(model.slice(0, 80))}`,
+      );
     if (models.indexOf(model) !== index) throw new ConfigError(`${name} lists "${model}" twice`);
   }
   return models;
@@ -207,7 +230,11 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     corsOrigins: parseOrigins(env.CORS_ORIGINS),
     fallbackModels: parseModelList(env.FALLBACK_MODELS),
     metricsRequireKey: flag(env, 'METRICS_REQUIRE_KEY'),
-    workers: number(workersSource, flags.workers === undefined ? 'WORKERS' : '--workers', 1, { integer: true, min: 1, max: 256 }),
+    workers: number(workersSource, flags.workers === undefined ? 'WORKERS' : '--workers', 1, {
+      integer: true,
+      min: 1,
+      max: 256,
+    }),
     clientKeys: clientKeyring(env),
     clientKeysFile: env.SERVICE_API_KEYS_FILE?.trim() || undefined,
     limits: parseLimitSettings(env),

@@ -62,7 +62,14 @@ async function main(): Promise<void> {
     orFail(() => {
       checkClusterSetup(config);
     });
-    await runPrimary({ workers: config.workers, host: config.host, logger, mock: config.mock, drainMs: DRAIN_MS, keysFile: config.clientKeysFile });
+    await runPrimary({
+      workers: config.workers,
+      host: config.host,
+      logger,
+      mock: config.mock,
+      drainMs: DRAIN_MS,
+      keysFile: config.clientKeysFile,
+    });
     return;
   }
   const metrics = createMetrics();
@@ -83,20 +90,34 @@ async function main(): Promise<void> {
   const upstream = createUpstreamClient(config);
   let draining = false;
   const scrapeMetrics = cluster.isWorker ? clusterMetricsSource(metrics.registry) : undefined;
-  const app = await buildApp(config, { upstream, logger, metrics, scrapeMetrics, guard: limits.guard, isDraining: () => draining });
+  const app = await buildApp(config, {
+    upstream,
+    logger,
+    metrics,
+    scrapeMetrics,
+    guard: limits.guard,
+    isDraining: () => draining,
+  });
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (code === 'EADDRINUSE') fail(`port ${config.port} on ${config.host} is already in use (set PORT or --port)`);
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') fail(`cannot listen on HOST ${config.host}: no such local address`);
+    if (code === 'EADDRINUSE')
+      fail(`port ${config.port} on ${config.host} is already in use (set PORT or --port)`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND')
+      fail(`cannot listen on HOST ${config.host}: no such local address`);
     if (code === 'EACCES') fail(`no permission to listen on port ${config.port} (set PORT or --port)`);
     throw error;
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   logger.info(
-    { url: `http://${config.host}:${port}`, mock: config.mock, upstream: config.mock ? 'simulated' : config.upstreamOrigin, auth: limits.authenticated },
+    {
+      url: `http://${config.host}:${port}`,
+      mock: config.mock,
+      upstream: config.mock ? 'simulated' : config.upstreamOrigin,
+      auth: limits.authenticated,
+    },
     config.mock ? 'listening (mock mode: answers come from a simulated Claude, no key used)' : 'listening',
   );
 

@@ -4,10 +4,25 @@
  * readers with (event name, data); a failure (an `error` event, unparseable data, tool input that
  * is not JSON) is returned instead of thrown.
  */
-import { emptyUsage, mergeUsage, parseEventData, unparseable, type StreamFailure, type Usage } from './message-stream.ts';
-import type { ContentBlockDeltaEvent, ContentBlockStartEvent, ContentBlockStopEvent, MessageDeltaEvent, MessageStartEvent, StreamErrorEvent } from './wire.ts';
+import {
+  emptyUsage,
+  mergeUsage,
+  parseEventData,
+  unparseable,
+  type StreamFailure,
+  type Usage,
+} from './message-stream.ts';
+import type {
+  ContentBlockDeltaEvent,
+  ContentBlockStartEvent,
+  ContentBlockStopEvent,
+  MessageDeltaEvent,
+  MessageStartEvent,
+  StreamErrorEvent,
+} from './wire.ts';
 
-export type AssembledBlock = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: unknown };
+export type AssembledBlock =
+  { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: unknown };
 
 export interface AssembledMessage {
   id: string | undefined;
@@ -26,7 +41,13 @@ interface OpenBlock {
 }
 
 export class MessageAccumulator {
-  readonly message: AssembledMessage = { id: undefined, model: undefined, content: [], stop_reason: null, usage: emptyUsage() };
+  readonly message: AssembledMessage = {
+    id: undefined,
+    model: undefined,
+    content: [],
+    stop_reason: null,
+    usage: emptyUsage(),
+  };
   private readonly open = new Map<number, OpenBlock>();
 
   readonly onEvent = (name: string, data: string): StreamFailure | null => {
@@ -57,7 +78,10 @@ export class MessageAccumulator {
       }
       case 'error': {
         const { error } = event as StreamErrorEvent;
-        return { type: error?.type ?? 'upstream_error', message: error?.message ?? 'Upstream reported an error mid-stream' };
+        return {
+          type: error?.type ?? 'upstream_error',
+          message: error?.message ?? 'Upstream reported an error mid-stream',
+        };
       }
       default:
         return null;
@@ -76,7 +100,8 @@ export class MessageAccumulator {
     const delta = event.delta;
     if (block === undefined || delta === undefined) return;
     if (delta.type === 'text_delta' && typeof delta.text === 'string') block.pieces.push(delta.text);
-    else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string') block.pieces.push(delta.partial_json);
+    else if (delta.type === 'input_json_delta' && typeof delta.partial_json === 'string')
+      block.pieces.push(delta.partial_json);
   }
 
   private stop(index: number): StreamFailure | null {
@@ -89,10 +114,18 @@ export class MessageAccumulator {
       return null;
     }
     try {
-      this.message.content.push({ type: 'tool_use', id: block.id, name: block.name, input: joined.trim() === '' ? {} : (JSON.parse(joined) as unknown) });
+      this.message.content.push({
+        type: 'tool_use',
+        id: block.id,
+        name: block.name,
+        input: joined.trim() === '' ? {} : (JSON.parse(joined) as unknown),
+      });
       return null;
     } catch {
-      return { type: 'upstream_error', message: `Upstream sent tool input that is not JSON for "${block.name}"` };
+      return {
+        type: 'upstream_error',
+        message: `Upstream sent tool input that is not JSON for "${block.name}"`,
+      };
     }
   }
 }

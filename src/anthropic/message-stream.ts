@@ -41,8 +41,10 @@ export function mergeUsage(into: Usage, from: WireUsage | undefined): void {
   if (!from) return;
   if (typeof from.input_tokens === 'number') into.input_tokens = from.input_tokens;
   if (typeof from.output_tokens === 'number') into.output_tokens = from.output_tokens;
-  if (typeof from.cache_creation_input_tokens === 'number') into.cache_creation_input_tokens = from.cache_creation_input_tokens;
-  if (typeof from.cache_read_input_tokens === 'number') into.cache_read_input_tokens = from.cache_read_input_tokens;
+  if (typeof from.cache_creation_input_tokens === 'number')
+    into.cache_creation_input_tokens = from.cache_creation_input_tokens;
+  if (typeof from.cache_read_input_tokens === 'number')
+    into.cache_read_input_tokens = from.cache_read_input_tokens;
 }
 
 export class MessageStreamReader {
@@ -77,7 +79,8 @@ export class MessageStreamReader {
           return;
         }
         const delta = this.parse(name, data)?.delta;
-        if (delta?.type === 'text_delta' && typeof delta.text === 'string') this.onTextLiteral(JSON.stringify(delta.text));
+        if (delta?.type === 'text_delta' && typeof delta.text === 'string')
+          this.onTextLiteral(JSON.stringify(delta.text));
         return;
       }
       case 'message_start': {
@@ -97,7 +100,11 @@ export class MessageStreamReader {
         return;
       case 'error': {
         const event = this.parse(name, data);
-        if (event) this.fail(event.error?.type ?? 'upstream_error', event.error?.message ?? 'Upstream reported an error mid-stream');
+        if (event)
+          this.fail(
+            event.error?.type ?? 'upstream_error',
+            event.error?.message ?? 'Upstream reported an error mid-stream',
+          );
         return;
       }
       default:

@@ -52,7 +52,8 @@ function skipValue(b: Buffer, i: number): number {
     return j;
   }
   let j = i;
-  while (j < b.length && b[j] !== COMMA && b[j] !== CLOSE_OBJECT && b[j] !== CLOSE_ARRAY && !isSpace(b[j])) j++;
+  while (j < b.length && b[j] !== COMMA && b[j] !== CLOSE_OBJECT && b[j] !== CLOSE_ARRAY && !isSpace(b[j]))
+    j++;
   return j;
 }
 

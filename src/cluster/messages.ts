@@ -28,14 +28,18 @@ export interface MetricsRequest {
   id: number;
 }
 
-export type MetricsResponse = { type: typeof METRICS_RESPONSE; id: number } & ({ text: string } | { error: string });
+export type MetricsResponse = { type: typeof METRICS_RESPONSE; id: number } & (
+  { text: string } | { error: string }
+);
 
 export interface RegistryRequest {
   type: typeof REGISTRY_REQUEST;
   id: number;
 }
 
-export type RegistryResponse = { type: typeof REGISTRY_RESPONSE; id: number } & ({ metrics: object[] } | { error: string });
+export type RegistryResponse = { type: typeof REGISTRY_RESPONSE; id: number } & (
+  { metrics: object[] } | { error: string }
+);
 
 export function isMessage<T extends { type: string }>(message: unknown, type: T['type']): message is T {
   return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === type;

@@ -43,7 +43,9 @@ export function serveClusterMetrics(workers: () => readonly Worker[], timeoutMs 
     const parts: object[][] = [];
     let pending = asked.length;
     const timer = setTimeout(() => {
-      answer({ error: `${pending} of ${asked.length} workers did not send their metrics within ${timeoutMs} ms` });
+      answer({
+        error: `${pending} of ${asked.length} workers did not send their metrics within ${timeoutMs} ms`,
+      });
     }, timeoutMs);
     function answer(body: Outcome<{ text: string }>): void {
       if (!collections.delete(id)) return;
@@ -94,8 +96,14 @@ function sendToPrimary(message: object, onError: (error: Error) => void): void {
  * Worker: answers the primary's REGISTRY_REQUESTs with `registry`, and returns how `/metrics`
  * gets the cluster-wide text (failing after `timeoutMs`).
  */
-export function clusterMetricsSource(registry: Registry, timeoutMs = METRICS_TIMEOUT_MS): () => Promise<string> {
-  const pending = new Map<number, { resolve(text: string): void; reject(error: Error): void; timer: NodeJS.Timeout }>();
+export function clusterMetricsSource(
+  registry: Registry,
+  timeoutMs = METRICS_TIMEOUT_MS,
+): () => Promise<string> {
+  const pending = new Map<
+    number,
+    { resolve(text: string): void; reject(error: Error): void; timer: NodeJS.Timeout }
+  >();
   let seq = 0;
   const settle = (id: number, outcome: Outcome<{ text: string }>): void => {
     const request = pending.get(id);

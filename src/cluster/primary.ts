@@ -1,7 +1,13 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { startFakeUpstream, type FakeUpstream } from '../mock/fake-upstream.ts';
-import { DRAIN, MOCK_UPSTREAM_ENV, RELOAD_KEYS, type DrainMessage, type ReloadKeysMessage } from './messages.ts';
+import {
+  DRAIN,
+  MOCK_UPSTREAM_ENV,
+  RELOAD_KEYS,
+  type DrainMessage,
+  type ReloadKeysMessage,
+} from './messages.ts';
 import { serveClusterMetrics } from './metrics-ipc.ts';
 
 /**
@@ -58,7 +64,13 @@ class Supervisor {
     this.options = options;
     this.mock = mock;
     this.env = mock ? { [MOCK_UPSTREAM_ENV]: mock.url } : {};
-    this.slots = Array.from({ length: options.workers }, (_, index) => ({ index, worker: undefined, startedAt: 0, listening: false, crashes: 0 }));
+    this.slots = Array.from({ length: options.workers }, (_, index) => ({
+      index,
+      worker: undefined,
+      startedAt: 0,
+      listening: false,
+      crashes: 0,
+    }));
   }
 
   /** The workers that are up: listening, and still connected. */
@@ -96,7 +108,10 @@ class Supervisor {
     if (this.slots.every((s) => s.listening)) {
       this.ready = true;
       const { host, workers, mock } = this.options;
-      this.options.logger.info({ url: `http://${host}:${address.port}`, workers, mock }, `listening with ${workers} workers`);
+      this.options.logger.info(
+        { url: `http://${host}:${address.port}`, workers, mock },
+        `listening with ${workers} workers`,
+      );
     }
   };
 
@@ -116,7 +131,10 @@ class Supervisor {
     const uptime = performance.now() - slot.startedAt;
     slot.crashes = uptime >= STABLE_UPTIME_MS ? 0 : slot.crashes + 1;
     const delay = restartDelayMs(slot.crashes);
-    this.options.logger.error({ worker: slot.index, worker_pid: worker.process.pid, code, signal, restart_in_ms: delay }, 'worker died; restarting it');
+    this.options.logger.error(
+      { worker: slot.index, worker_pid: worker.process.pid, code, signal, restart_in_ms: delay },
+      'worker died; restarting it',
+    );
     const timer = setTimeout(() => {
       this.restarts.delete(timer);
       if (!this.stopping) this.fork(slot);
@@ -127,7 +145,10 @@ class Supervisor {
   /** A worker that stops before the service is up: the same cause would stop every restart. */
   private failStartUp(code: number | null, signal: string | null): void {
     // Exit code 1 is the worker's own one-line start-up error, already on stderr.
-    if (code !== 1) process.stderr.write(`error: a worker stopped during start-up (${signal ?? `exit code ${String(code)}`})\n`);
+    if (code !== 1)
+      process.stderr.write(
+        `error: a worker stopped during start-up (${signal ?? `exit code ${String(code)}`})\n`,
+      );
     this.stopping = true;
     this.exitCode = 1;
     for (const worker of this.bySlot.keys()) worker.process.kill('SIGKILL');
@@ -138,7 +159,10 @@ class Supervisor {
   readonly shutdown = (signal: string): void => {
     if (this.stopping) return;
     this.stopping = true;
-    this.options.logger.info({ signal }, `draining ${this.bySlot.size} workers: no new requests, open answers may finish for up to ${this.options.drainMs / 1000} s`);
+    this.options.logger.info(
+      { signal },
+      `draining ${this.bySlot.size} workers: no new requests, open answers may finish for up to ${this.options.drainMs / 1000} s`,
+    );
     for (const timer of this.restarts) clearTimeout(timer);
     this.restarts.clear();
     const drain: DrainMessage = { type: DRAIN };
@@ -151,7 +175,10 @@ class Supervisor {
       return;
     }
     setTimeout(() => {
-      this.options.logger.warn({ workers: this.bySlot.size }, 'workers still running after the drain time: killing them');
+      this.options.logger.warn(
+        { workers: this.bySlot.size },
+        'workers still running after the drain time: killing them',
+      );
       for (const worker of this.bySlot.keys()) worker.process.kill('SIGKILL');
     }, this.options.drainMs + DRAIN_GRACE_MS).unref();
   };
@@ -169,7 +196,10 @@ class Supervisor {
       worker.send(reload, () => undefined);
       asked++;
     }
-    this.options.logger.info({ file: this.options.keysFile, workers: asked }, `SIGHUP: asking ${asked} workers to reload the client keys`);
+    this.options.logger.info(
+      { file: this.options.keysFile, workers: asked },
+      `SIGHUP: asking ${asked} workers to reload the client keys`,
+    );
   };
 
   private finish(): void {

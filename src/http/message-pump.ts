@@ -89,14 +89,21 @@ export function pumpMessageStream(
 }
 
 /** An upstream body that failed mid-stream: the read timeout, or else the connection lost (`lostMessage`). */
-export function midStreamFailure(error: unknown, timeouts: UpstreamTimeouts, lostMessage: string): StreamFailure {
+export function midStreamFailure(
+  error: unknown,
+  timeouts: UpstreamTimeouts,
+  lostMessage: string,
+): StreamFailure {
   const mapped = classifyNetworkError(error, timeouts);
-  return mapped.type === 'upstream_timeout' ? { type: 'upstream_timeout', message: mapped.message } : { type: 'stream_incomplete', message: lostMessage };
+  return mapped.type === 'upstream_timeout'
+    ? { type: 'upstream_timeout', message: mapped.message }
+    : { type: 'stream_incomplete', message: lostMessage };
 }
 
 /** An answer with `"stream": false` broken mid-way: 504 when the upstream fell silent, else 502. */
 export function brokenAnswer(failure: StreamFailure): ConnectorError {
-  if (failure.type === 'upstream_timeout') return new ConnectorError('upstream_timeout', 504, failure.message);
+  if (failure.type === 'upstream_timeout')
+    return new ConnectorError('upstream_timeout', 504, failure.message);
   return new ConnectorError('upstream_error', 502, failure.message);
 }
 

@@ -6,20 +6,29 @@ import type { HeaderBag } from '../upstream/retry.ts';
 export function forwardedRequestHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const version = headers['anthropic-version'];
   const beta = headers['anthropic-beta'];
-  const out: Record<string, string> = { 'anthropic-version': typeof version === 'string' ? version : ANTHROPIC_VERSION };
+  const out: Record<string, string> = {
+    'anthropic-version': typeof version === 'string' ? version : ANTHROPIC_VERSION,
+  };
   if (typeof beta === 'string') out['anthropic-beta'] = beta;
   else if (Array.isArray(beta)) out['anthropic-beta'] = beta.join(',');
   return out;
 }
 
-const PASSED_BACK = new Set(['content-type', 'request-id', 'retry-after', 'retry-after-ms', 'x-should-retry']);
+const PASSED_BACK = new Set([
+  'content-type',
+  'request-id',
+  'retry-after',
+  'retry-after-ms',
+  'x-should-retry',
+]);
 
 /** Upstream headers that come back to the client: content type, request id, retry hints, rate-limit state. */
 export function pickUpstreamHeaders(headers: HeaderBag): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
-    if (PASSED_BACK.has(name) || name.startsWith('anthropic-ratelimit-')) out[name] = Array.isArray(value) ? value.join(', ') : value;
+    if (PASSED_BACK.has(name) || name.startsWith('anthropic-ratelimit-'))
+      out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
 }

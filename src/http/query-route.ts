@@ -75,15 +75,13 @@ const queryAdapter: ApiAdapter<QueryCall> = {
         body,
         { onTextLiteral: (literal) => parts.push(JSON.parse(literal) as string) },
         ({ reader }) =>
-          exchange.reply
-            .code(200)
-            .send({
-              id: request.id,
-              model: reader.model ?? served,
-              text: parts.join(''),
-              stop_reason: reader.stopReason,
-              usage: reader.usage,
-            }),
+          exchange.reply.code(200).send({
+            id: request.id,
+            model: reader.model ?? served,
+            text: parts.join(''),
+            stop_reason: reader.stopReason,
+            usage: reader.usage,
+          }),
       );
     }
     const framing: StreamFraming = {

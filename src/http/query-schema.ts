@@ -10,7 +10,12 @@ export const ChatMessage = {
   type: 'object',
   required: ['role', 'content'],
   properties: {
-    role: { anyOf: [{ type: 'string', const: 'user' }, { type: 'string', const: 'assistant' }] },
+    role: {
+      anyOf: [
+        { type: 'string', const: 'user' },
+        { type: 'string', const: 'assistant' },
+      ],
+    },
     content: { type: 'string', ...nonBlank, description: 'The text of the turn' },
   },
   additionalProperties: false,
@@ -20,10 +25,20 @@ export const QueryBody = {
   type: 'object',
   properties: {
     prompt: { type: 'string', ...nonBlank, description: 'One user turn. Give either prompt or messages.' },
-    messages: { type: 'array', items: ChatMessage, minItems: 1, description: 'Multi-turn conversation. Give either prompt or messages.' },
+    messages: {
+      type: 'array',
+      items: ChatMessage,
+      minItems: 1,
+      description: 'Multi-turn conversation. Give either prompt or messages.',
+    },
     system: { type: 'string', description: 'System prompt' },
     model: { type: 'string', minLength: 1, maxLength: 200, description: 'Defaults to ANTHROPIC_MODEL' },
-    max_tokens: { type: 'integer', minimum: 1, maximum: 128000, description: 'Defaults to ANTHROPIC_MAX_TOKENS' },
+    max_tokens: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 128000,
+      description: 'Defaults to ANTHROPIC_MAX_TOKENS',
+    },
     temperature: { type: 'number', minimum: 0, maximum: 1 },
     top_p: { type: 'number', minimum: 0, maximum: 1 },
     top_k: { type: 'integer', minimum: 0 },
@@ -52,7 +67,12 @@ const integer = { type: 'integer' } as const;
 export const Usage = {
   type: 'object',
   required: ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'],
-  properties: { input_tokens: integer, output_tokens: integer, cache_creation_input_tokens: integer, cache_read_input_tokens: integer },
+  properties: {
+    input_tokens: integer,
+    output_tokens: integer,
+    cache_creation_input_tokens: integer,
+    cache_read_input_tokens: integer,
+  },
 } as const;
 
 export const ErrorBody = {

@@ -40,7 +40,10 @@ export function relayRawStream(
       if (append && failure && !res.destroyed) {
         // A partial event, if any, is closed first so that ours is read as an event of its own.
         const prefix = tap.idle ? '' : '\n\n';
-        res.end(prefix + sseEvent('error', JSON.stringify(anthropicErrorBody(failure.type, failure.message, requestId))));
+        res.end(
+          prefix +
+            sseEvent('error', JSON.stringify(anthropicErrorBody(failure.type, failure.message, requestId))),
+        );
       } else {
         res.end();
       }
@@ -67,14 +70,21 @@ export function relayRawStream(
           resolve({ outcome: 'client_closed', failure: null, reader });
           return;
         }
-        finish('failed', midStreamFailure(error, timeouts, 'The upstream connection was lost mid-stream'), true);
+        finish(
+          'failed',
+          midStreamFailure(error, timeouts, 'The upstream connection was lost mid-stream'),
+          true,
+        );
       },
     });
   });
 }
 
 /** Relays a whole (non-streamed) upstream body byte for byte, keeping the chunks to read usage at the end. */
-export function relayRawBody(body: UpstreamBody, res: ServerResponse): Promise<{ outcome: PumpOutcome; bytes: Buffer | null }> {
+export function relayRawBody(
+  body: UpstreamBody,
+  res: ServerResponse,
+): Promise<{ outcome: PumpOutcome; bytes: Buffer | null }> {
   const chunks: Buffer[] = [];
   return new Promise((resolve) => {
     body.pipeTo({

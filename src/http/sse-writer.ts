@@ -96,7 +96,15 @@ export class SseBatch {
   private ownSocket(): Socket | null {
     const { res } = this;
     const socket = res.socket;
-    if (!this.headWritten || socket === null || socket.destroyed || res.destroyed || res.writableEnded || !res.chunkedEncoding) return null;
+    if (
+      !this.headWritten ||
+      socket === null ||
+      socket.destroyed ||
+      res.destroyed ||
+      res.writableEnded ||
+      !res.chunkedEncoding
+    )
+      return null;
     if (res.writableCorked !== 0) return null;
     return socket;
   }

@@ -28,22 +28,44 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registers = [registry];
   return {
     registry,
-    requests: new Counter({ name: 'llmc_requests_total', help: 'Requests by route, status and outcome', labelNames: ['route', 'status', 'outcome'], registers }),
+    requests: new Counter({
+      name: 'llmc_requests_total',
+      help: 'Requests by route, status and outcome',
+      labelNames: ['route', 'status', 'outcome'],
+      registers,
+    }),
     upstreamAttempts: new Counter({
       name: 'llmc_upstream_attempts_total',
       help: 'Upstream attempts by route and result (HTTP status, or error type for network failures)',
       labelNames: ['route', 'result'],
       registers,
     }),
-    upstreamErrors: new Counter({ name: 'llmc_upstream_errors_total', help: 'Requests that failed because of the upstream, by error type', labelNames: ['route', 'type'], registers }),
+    upstreamErrors: new Counter({
+      name: 'llmc_upstream_errors_total',
+      help: 'Requests that failed because of the upstream, by error type',
+      labelNames: ['route', 'type'],
+      registers,
+    }),
     fallbacks: new Counter({
       name: 'llmc_fallbacks_total',
       help: 'Times a request moved on to the next FALLBACK_MODELS model, by route and the model it ended with',
       labelNames: ['route', 'model'],
       registers,
     }),
-    timeToFirstByte: new Histogram({ name: 'llmc_time_to_first_byte_seconds', help: 'From request arrival to the first byte of the answer', labelNames: ['route'], buckets: SLOW_BUCKETS, registers }),
-    duration: new Histogram({ name: 'llmc_request_duration_seconds', help: 'From request arrival to the end of the answer', labelNames: ['route'], buckets: SLOW_BUCKETS, registers }),
+    timeToFirstByte: new Histogram({
+      name: 'llmc_time_to_first_byte_seconds',
+      help: 'From request arrival to the first byte of the answer',
+      labelNames: ['route'],
+      buckets: SLOW_BUCKETS,
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'llmc_request_duration_seconds',
+      help: 'From request arrival to the end of the answer',
+      labelNames: ['route'],
+      buckets: SLOW_BUCKETS,
+      registers,
+    }),
     addedLatency: new Histogram({
       name: 'llmc_added_latency_seconds',
       help: "The service's own latency before the first byte: request arrival → upstream request sent, plus upstream answer → first byte to the client",
@@ -51,11 +73,34 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       buckets: FAST_BUCKETS,
       registers,
     }),
-    tokens: new Counter({ name: 'llmc_tokens_total', help: 'Tokens by direction (input, output, cache_read, cache_creation), model and client key name', labelNames: ['direction', 'model', 'key'], registers }),
-    openStreams: new Gauge({ name: 'llmc_open_streams', help: 'Answers being streamed right now', labelNames: ['route'], registers }),
-    rateLimitRejections: new Counter({ name: 'llmc_rate_limit_rejections_total', help: 'Requests refused by a limit, by key name and reason', labelNames: ['key', 'reason'], registers }),
-    redisErrors: new Counter({ name: 'llmc_redis_errors_total', help: 'Redis calls that failed or timed out', registers }),
-    openConnections: new Gauge({ name: 'llmc_open_connections', help: 'Client connections open right now (at most MAX_CONNECTIONS per process)', registers }),
+    tokens: new Counter({
+      name: 'llmc_tokens_total',
+      help: 'Tokens by direction (input, output, cache_read, cache_creation), model and client key name',
+      labelNames: ['direction', 'model', 'key'],
+      registers,
+    }),
+    openStreams: new Gauge({
+      name: 'llmc_open_streams',
+      help: 'Answers being streamed right now',
+      labelNames: ['route'],
+      registers,
+    }),
+    rateLimitRejections: new Counter({
+      name: 'llmc_rate_limit_rejections_total',
+      help: 'Requests refused by a limit, by key name and reason',
+      labelNames: ['key', 'reason'],
+      registers,
+    }),
+    redisErrors: new Counter({
+      name: 'llmc_redis_errors_total',
+      help: 'Redis calls that failed or timed out',
+      registers,
+    }),
+    openConnections: new Gauge({
+      name: 'llmc_open_connections',
+      help: 'Client connections open right now (at most MAX_CONNECTIONS per process)',
+      registers,
+    }),
     connectionsRefused: new Counter({
       name: 'llmc_connections_refused_total',
       help: 'New client connections closed at once because MAX_CONNECTIONS were open, each with a request in flight',

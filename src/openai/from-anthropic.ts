@@ -4,9 +4,23 @@
  * whole message into one `chat.completion`; `anthropicModelsToOpenAI` maps the model list.
  * Thinking blocks and other block types OpenAI has no place for are left out.
  */
-import { emptyUsage, mergeUsage, parseEventData, unparseable, type StreamFailure, type Usage } from '../anthropic/message-stream.ts';
+import {
+  emptyUsage,
+  mergeUsage,
+  parseEventData,
+  unparseable,
+  type StreamFailure,
+  type Usage,
+} from '../anthropic/message-stream.ts';
 import { textDeltaLiteral } from '../anthropic/text-delta.ts';
-import type { ContentBlockDeltaEvent, ContentBlockStartEvent, MessageDeltaEvent, MessageStartEvent, StreamErrorEvent, WireMessage } from '../anthropic/wire.ts';
+import type {
+  ContentBlockDeltaEvent,
+  ContentBlockStartEvent,
+  MessageDeltaEvent,
+  MessageStartEvent,
+  StreamErrorEvent,
+  WireMessage,
+} from '../anthropic/wire.ts';
 
 export interface OpenAIUsage {
   prompt_tokens: number;
@@ -132,7 +146,10 @@ export class ChunkTranslator {
       }
       case 'error': {
         const { error } = event as StreamErrorEvent;
-        return { type: error?.type ?? 'upstream_error', message: error?.message ?? 'Upstream reported an error mid-stream' };
+        return {
+          type: error?.type ?? 'upstream_error',
+          message: error?.message ?? 'Upstream reported an error mid-stream',
+        };
       }
       default:
         return null;
@@ -171,13 +188,17 @@ export class ChunkTranslator {
       this.delta(`{"content":${JSON.stringify(delta.text)}}`);
     } else if (delta?.type === 'input_json_delta' && delta.partial_json) {
       const index = this.toolIndex.get(event.index ?? -1);
-      if (index !== undefined) this.delta(`{"tool_calls":[{"index":${index},"function":{"arguments":${JSON.stringify(delta.partial_json)}}}]}`);
+      if (index !== undefined)
+        this.delta(
+          `{"tool_calls":[{"index":${index},"function":{"arguments":${JSON.stringify(delta.partial_json)}}}]}`,
+        );
     }
   }
 
   private finish(): void {
     this.emit(`${this.choiceHead}{},"logprobs":null,"finish_reason":"${finishReason(this.stopReason)}"}]}`);
-    if (this.includeUsage) this.emit(`${this.head},"choices":[],"usage":${JSON.stringify(openAIUsage(this.usage))}}`);
+    if (this.includeUsage)
+      this.emit(`${this.head},"choices":[],"usage":${JSON.stringify(openAIUsage(this.usage))}}`);
     this.emit('[DONE]');
   }
 }
@@ -189,7 +210,11 @@ export function messageToCompletion(message: WireMessage, defaults: CompletionDe
   for (const block of message.content ?? []) {
     if (block.type === 'text' && typeof block.text === 'string') texts.push(block.text);
     else if (block.type === 'tool_use') {
-      toolCalls.push({ id: block.id ?? '', type: 'function', function: { name: block.name ?? '', arguments: JSON.stringify(block.input ?? {}) } });
+      toolCalls.push({
+        id: block.id ?? '',
+        type: 'function',
+        function: { name: block.name ?? '', arguments: JSON.stringify(block.input ?? {}) },
+      });
     }
   }
   const usage = emptyUsage();
@@ -226,7 +251,12 @@ export function anthropicModelsToOpenAI(body: unknown): { object: 'list'; data: 
     const { id, created_at: createdAt } = (model ?? {}) as { id?: unknown; created_at?: unknown };
     if (typeof id !== 'string') continue;
     const ms = typeof createdAt === 'string' ? Date.parse(createdAt) : Number.NaN;
-    data.push({ id, object: 'model', created: Number.isFinite(ms) ? Math.floor(ms / 1000) : 0, owned_by: 'anthropic' });
+    data.push({
+      id,
+      object: 'model',
+      created: Number.isFinite(ms) ? Math.floor(ms / 1000) : 0,
+      owned_by: 'anthropic',
+    });
   }
   return { object: 'list', data };
 }

@@ -18,7 +18,12 @@ const ContentPart = {
     type: { type: 'string', description: 'text or image_url (others are refused with 400)' },
     text: string,
     refusal: string,
-    image_url: { type: 'object', required: ['url'], properties: { url: string, detail: string }, additionalProperties: true },
+    image_url: {
+      type: 'object',
+      required: ['url'],
+      properties: { url: string, detail: string },
+      additionalProperties: true,
+    },
   },
   additionalProperties: true,
 } as const;
@@ -29,7 +34,12 @@ const ToolCall = {
   properties: {
     id: string,
     type: string,
-    function: { type: 'object', required: ['name', 'arguments'], properties: { name: string, arguments: string }, additionalProperties: true },
+    function: {
+      type: 'object',
+      required: ['name', 'arguments'],
+      properties: { name: string, arguments: string },
+      additionalProperties: true,
+    },
   },
   additionalProperties: true,
 } as const;
@@ -73,7 +83,15 @@ const ToolChoice = {
     {
       type: 'object',
       required: ['type'],
-      properties: { type: string, function: { type: 'object', required: ['name'], properties: { name: string }, additionalProperties: true } },
+      properties: {
+        type: string,
+        function: {
+          type: 'object',
+          required: ['name'],
+          properties: { name: string },
+          additionalProperties: true,
+        },
+      },
       additionalProperties: true,
     },
   ],
@@ -83,15 +101,33 @@ export const ChatCompletionRequest = {
   type: 'object',
   required: ['messages'],
   properties: {
-    model: nullable({ type: 'string', minLength: 1, maxLength: 200, description: 'Passed to Anthropic as is; default ANTHROPIC_MODEL' }),
+    model: nullable({
+      type: 'string',
+      minLength: 1,
+      maxLength: 200,
+      description: 'Passed to Anthropic as is; default ANTHROPIC_MODEL',
+    }),
     messages: { type: 'array', items: Message, minItems: 1 },
     max_tokens: nullable({ type: 'integer', minimum: 1 }),
-    max_completion_tokens: nullable({ type: 'integer', minimum: 1, description: 'Wins over max_tokens; default ANTHROPIC_MAX_TOKENS' }),
-    temperature: nullable({ type: 'number', minimum: 0, maximum: 2, description: 'Capped at 1 for Anthropic' }),
+    max_completion_tokens: nullable({
+      type: 'integer',
+      minimum: 1,
+      description: 'Wins over max_tokens; default ANTHROPIC_MAX_TOKENS',
+    }),
+    temperature: nullable({
+      type: 'number',
+      minimum: 0,
+      maximum: 2,
+      description: 'Capped at 1 for Anthropic',
+    }),
     top_p: nullable({ type: 'number', minimum: 0, maximum: 1 }),
     stop: nullable({ anyOf: [string, { type: 'array', items: string, maxItems: 16 }] }),
     stream: nullable(boolean),
-    stream_options: nullable({ type: 'object', properties: { include_usage: nullable(boolean) }, additionalProperties: true }),
+    stream_options: nullable({
+      type: 'object',
+      properties: { include_usage: nullable(boolean) },
+      additionalProperties: true,
+    }),
     tools: nullable({ type: 'array', items: Tool }),
     tool_choice: nullable(ToolChoice),
     parallel_tool_calls: nullable(boolean),
@@ -100,13 +136,23 @@ export const ChatCompletionRequest = {
     n: nullable({ type: 'integer', minimum: 1 }),
     logprobs: nullable(boolean),
     top_logprobs: nullable({ type: 'integer', minimum: 0 }),
-    response_format: nullable({ type: 'object', required: ['type'], properties: { type: string }, additionalProperties: true }),
+    response_format: nullable({
+      type: 'object',
+      required: ['type'],
+      properties: { type: string },
+      additionalProperties: true,
+    }),
     modalities: nullable({ type: 'array', items: string }),
   },
   additionalProperties: true,
   examples: [
     { model: 'claude-sonnet-5', messages: [{ role: 'user', content: 'Say hello.' }] },
-    { model: 'claude-sonnet-5', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'Count to 3.' }] },
+    {
+      model: 'claude-sonnet-5',
+      stream: true,
+      stream_options: { include_usage: true },
+      messages: [{ role: 'user', content: 'Count to 3.' }],
+    },
   ],
 } as const;
 export type ChatCompletionRequest = FromSchema<typeof ChatCompletionRequest>;

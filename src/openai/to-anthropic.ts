@@ -5,7 +5,13 @@
  * for (seed, penalties, store, …) are ignored and named, so the caller can tell the client.
  */
 import { MAX_JSON_DEPTH, nestsDeeperThan } from '../json-depth.ts';
-import type { ChatCompletionRequest, ChatContentPart, ChatMessage, ChatTool, ChatToolChoice } from './request-schema.ts';
+import type {
+  ChatCompletionRequest,
+  ChatContentPart,
+  ChatMessage,
+  ChatTool,
+  ChatToolChoice,
+} from './request-schema.ts';
 
 export interface Problem {
   /** The request field at fault, e.g. `n` or `messages[2].content[0]`. */
@@ -26,7 +32,9 @@ export interface AnthropicTool {
   input_schema: object;
 }
 
-export type AnthropicToolChoice = { type: 'auto' | 'any' | 'none'; disable_parallel_tool_use?: boolean } | { type: 'tool'; name: string; disable_parallel_tool_use?: boolean };
+export type AnthropicToolChoice =
+  | { type: 'auto' | 'any' | 'none'; disable_parallel_tool_use?: boolean }
+  | { type: 'tool'; name: string; disable_parallel_tool_use?: boolean };
 
 export interface AnthropicRequest {
   model: string;
@@ -53,8 +61,22 @@ export interface RequestDefaults {
 
 /** Top-level fields acted on (mapped, or checked and honoured), hence never reported as ignored. */
 const HANDLED = new Set([
-  'model', 'messages', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'stop', 'stream', 'stream_options',
-  'tools', 'tool_choice', 'parallel_tool_calls', 'user', 'safety_identifier', 'n', 'modalities',
+  'model',
+  'messages',
+  'max_tokens',
+  'max_completion_tokens',
+  'temperature',
+  'top_p',
+  'stop',
+  'stream',
+  'stream_options',
+  'tools',
+  'tool_choice',
+  'parallel_tool_calls',
+  'user',
+  'safety_identifier',
+  'n',
+  'modalities',
 ]);
 
 const EMPTY_SCHEMA = { type: 'object', properties: {} };
@@ -63,7 +85,8 @@ const DATA_URL = /^data:([^;,]+)(?:;[^;,]*)*;base64,/;
 export function toAnthropic(request: ChatCompletionRequest, defaults: RequestDefaults): Translation {
   const problems = unsupportedValues(request);
   const { system, turns } = convertMessages(request.messages, problems);
-  if (turns.length === 0) problems.push({ param: 'messages', message: 'at least one user, assistant or tool message is needed' });
+  if (turns.length === 0)
+    problems.push({ param: 'messages', message: 'at least one user, assistant or tool message is needed' });
   const hasTools = request.tools != null && request.tools.length > 0;
   const body: AnthropicRequest = {
     model: request.model ?? defaults.model,
@@ -74,7 +97,8 @@ export function toAnthropic(request: ChatCompletionRequest, defaults: RequestDef
   if (system !== '') body.system = system;
   if (request.temperature != null) body.temperature = Math.min(request.temperature, 1);
   if (request.top_p != null) body.top_p = request.top_p;
-  if (request.stop != null) body.stop_sequences = typeof request.stop === 'string' ? [request.stop] : request.stop;
+  if (request.stop != null)
+    body.stop_sequences = typeof request.stop === 'string' ? [request.stop] : request.stop;
   if (body.stop_sequences?.length === 0) delete body.stop_sequences;
   if (hasTools) {
     body.tools = convertTools(request.tools ?? [], problems);
@@ -84,7 +108,12 @@ export function toAnthropic(request: ChatCompletionRequest, defaults: RequestDef
   const userId = request.user ?? request.safety_identifier;
   if (userId != null) body.metadata = { user_id: userId };
   if (problems.length > 0) return { ok: false, problems };
-  return { ok: true, body, includeUsage: request.stream_options?.include_usage === true, ignored: ignoredFields(request, hasTools) };
+  return {
+    ok: true,
+    body,
+    includeUsage: request.stream_options?.include_usage === true,
+    ignored: ignoredFields(request, hasTools),
+  };
 }
 
 function unsupportedValues(request: ChatCompletionRequest): Problem[] {
@@ -93,14 +122,22 @@ function unsupportedValues(request: ChatCompletionRequest): Problem[] {
   const refuse = (param: string, message: string): void => {
     problems.push({ param, message });
   };
-  if (request.n != null && request.n > 1) refuse('n', 'only one choice per request is supported (n must be 1)');
-  if (request.logprobs === true) refuse('logprobs', 'log probabilities are not available from Anthropic models');
-  if (request.top_logprobs != null && request.top_logprobs > 0) refuse('top_logprobs', 'log probabilities are not available from Anthropic models');
+  if (request.n != null && request.n > 1)
+    refuse('n', 'only one choice per request is supported (n must be 1)');
+  if (request.logprobs === true)
+    refuse('logprobs', 'log probabilities are not available from Anthropic models');
+  if (request.top_logprobs != null && request.top_logprobs > 0)
+    refuse('top_logprobs', 'log probabilities are not available from Anthropic models');
   const format = request.response_format?.type;
-  if (format !== undefined && format !== 'text') refuse('response_format', `"${format}" is not supported; ask for JSON in the prompt instead`);
+  if (format !== undefined && format !== 'text')
+    refuse('response_format', `"${format}" is not supported; ask for JSON in the prompt instead`);
   if (request.modalities?.some((m) => m !== 'text')) refuse('modalities', 'only "text" is supported');
   if (extra.audio != null) refuse('audio', 'audio output is not supported');
-  if (extra.functions != null || extra.function_call != null) refuse('functions', 'legacy function calling (functions, function_call) is not supported; use tools and tool_choice');
+  if (extra.functions != null || extra.function_call != null)
+    refuse(
+      'functions',
+      'legacy function calling (functions, function_call) is not supported; use tools and tool_choice',
+    );
   if (extra.web_search_options != null) refuse('web_search_options', 'web search is not supported');
   return problems;
 }
@@ -109,7 +146,12 @@ function ignoredFields(request: ChatCompletionRequest, hasTools: boolean): strin
   const ignored = Object.entries(request)
     .filter(([name, value]) => value != null && !HANDLED.has(name))
     .map(([name]) => name);
-  if (!hasTools) ignored.push(...['tool_choice', 'parallel_tool_calls'].filter((name) => (request as Record<string, unknown>)[name] != null));
+  if (!hasTools)
+    ignored.push(
+      ...['tool_choice', 'parallel_tool_calls'].filter(
+        (name) => (request as Record<string, unknown>)[name] != null,
+      ),
+    );
   if (request.tools?.some((tool) => tool.function?.strict === true)) ignored.push('tools[].function.strict');
   return ignored;
 }
@@ -117,7 +159,10 @@ function ignoredFields(request: ChatCompletionRequest, hasTools: boolean): strin
 // ---------------------------------------------------------------------------------------------
 // Messages
 
-function convertMessages(messages: readonly ChatMessage[], problems: Problem[]): { system: string; turns: Turn[] } {
+function convertMessages(
+  messages: readonly ChatMessage[],
+  problems: Problem[],
+): { system: string; turns: Turn[] } {
   const system: string[] = [];
   const turns: Turn[] = [];
   messages.forEach((message, i) => {
@@ -139,7 +184,10 @@ function convertMessages(messages: readonly ChatMessage[], problems: Problem[]):
         appendTurn(turns, 'user', [toolResult(message, at, problems)]);
         return;
       case 'function':
-        problems.push({ param: `${at}.role`, message: 'role "function" (legacy function calling) is not supported; use tools' });
+        problems.push({
+          param: `${at}.role`,
+          message: 'role "function" (legacy function calling) is not supported; use tools',
+        });
         return;
     }
   });
@@ -164,7 +212,10 @@ function textOf(content: string | ChatContentPart[], at: string, problems: Probl
   return content
     .map((part, j) => {
       if (part.type === 'text' && part.text !== undefined) return part.text;
-      problems.push({ param: `${at}[${j}]`, message: `only text parts are allowed here, not "${part.type}"` });
+      problems.push({
+        param: `${at}[${j}]`,
+        message: `only text parts are allowed here, not "${part.type}"`,
+      });
       return '';
     })
     .join('');
@@ -181,25 +232,41 @@ function userContent(content: ChatMessage['content'], at: string, problems: Prob
 
 function partBlock(part: ChatContentPart, at: string, problems: Problem[]): Block {
   if (part.type === 'text' && part.text !== undefined) return { type: 'text', text: part.text };
-  if (part.type === 'image_url' && part.image_url !== undefined) return imageBlock(part.image_url.url, `${at}.image_url.url`, problems);
-  problems.push({ param: at, message: `content part type "${part.type}" is not supported (use text or image_url)` });
+  if (part.type === 'image_url' && part.image_url !== undefined)
+    return imageBlock(part.image_url.url, `${at}.image_url.url`, problems);
+  problems.push({
+    param: at,
+    message: `content part type "${part.type}" is not supported (use text or image_url)`,
+  });
   return {};
 }
 
 /** `data:` URLs become base64 image blocks; http(s) URLs are fetched by Anthropic. */
 function imageBlock(url: string, at: string, problems: Problem[]): Block {
   const match = DATA_URL.exec(url.slice(0, 256));
-  if (match) return { type: 'image', source: { type: 'base64', media_type: match[1], data: url.slice(match[0].length) } };
+  if (match)
+    return {
+      type: 'image',
+      source: { type: 'base64', media_type: match[1], data: url.slice(match[0].length) },
+    };
   if (/^https?:\/\//i.test(url)) return { type: 'image', source: { type: 'url', url } };
   problems.push({ param: at, message: 'an image URL must be a base64 data: URL or an http(s) URL' });
   return {};
 }
 
 function assistantContent(message: ChatMessage, at: string, problems: Problem[]): string | Block[] {
-  const text = message.content == null ? '' : typeof message.content === 'string' ? message.content : assistantText(message.content, at, problems);
+  const text =
+    message.content == null
+      ? ''
+      : typeof message.content === 'string'
+        ? message.content
+        : assistantText(message.content, at, problems);
   const calls = message.tool_calls ?? [];
   if (calls.length === 0) return text;
-  return [...asBlocks(text), ...calls.map((call, j) => toolUseBlock(call, `${at}.tool_calls[${j}]`, problems))];
+  return [
+    ...asBlocks(text),
+    ...calls.map((call, j) => toolUseBlock(call, `${at}.tool_calls[${j}]`, problems)),
+  ];
 }
 
 function assistantText(parts: ChatContentPart[], at: string, problems: Problem[]): string {
@@ -207,24 +274,42 @@ function assistantText(parts: ChatContentPart[], at: string, problems: Problem[]
     .map((part, j) => {
       if (part.type === 'text' && part.text !== undefined) return part.text;
       if (part.type === 'refusal' && part.refusal !== undefined) return part.refusal;
-      problems.push({ param: `${at}.content[${j}]`, message: `only text and refusal parts are allowed here, not "${part.type}"` });
+      problems.push({
+        param: `${at}.content[${j}]`,
+        message: `only text and refusal parts are allowed here, not "${part.type}"`,
+      });
       return '';
     })
     .join('');
 }
 
-function toolUseBlock(call: NonNullable<ChatMessage['tool_calls']>[number], at: string, problems: Problem[]): Block {
+function toolUseBlock(
+  call: NonNullable<ChatMessage['tool_calls']>[number],
+  at: string,
+  problems: Problem[],
+): Block {
   if (call.type !== 'function' || call.function === undefined) {
-    problems.push({ param: `${at}.type`, message: `tool call type "${call.type}" is not supported (only function)` });
+    problems.push({
+      param: `${at}.type`,
+      message: `tool call type "${call.type}" is not supported (only function)`,
+    });
     return {};
   }
-  return { type: 'tool_use', id: call.id, name: call.function.name, input: parseArguments(call.function.arguments, `${at}.function.arguments`, problems) };
+  return {
+    type: 'tool_use',
+    id: call.id,
+    name: call.function.name,
+    input: parseArguments(call.function.arguments, `${at}.function.arguments`, problems),
+  };
 }
 
 function parseArguments(text: string, at: string, problems: Problem[]): unknown {
   if (text.trim() === '') return {};
   if (nestsDeeperThan(text, MAX_JSON_DEPTH)) {
-    problems.push({ param: at, message: `tool call arguments nest objects and arrays deeper than ${MAX_JSON_DEPTH} levels` });
+    problems.push({
+      param: at,
+      message: `tool call arguments nest objects and arrays deeper than ${MAX_JSON_DEPTH} levels`,
+    });
     return {};
   }
   try {
@@ -238,9 +323,13 @@ function parseArguments(text: string, at: string, problems: Problem[]): unknown 
 }
 
 function toolResult(message: ChatMessage, at: string, problems: Problem[]): Block {
-  if (message.tool_call_id == null) problems.push({ param: `${at}.tool_call_id`, message: 'a tool message needs tool_call_id' });
+  if (message.tool_call_id == null)
+    problems.push({ param: `${at}.tool_call_id`, message: 'a tool message needs tool_call_id' });
   const content = message.content ?? '';
-  const result = typeof content === 'string' ? content : [{ type: 'text', text: textOf(content, `${at}.content`, problems) }];
+  const result =
+    typeof content === 'string'
+      ? content
+      : [{ type: 'text', text: textOf(content, `${at}.content`, problems) }];
   return { type: 'tool_result', tool_use_id: message.tool_call_id ?? '', content: result };
 }
 
@@ -251,17 +340,27 @@ function convertTools(tools: readonly ChatTool[], problems: Problem[]): Anthropi
   return tools.map((tool, j) => {
     const fn = tool.function;
     if (tool.type !== 'function' || fn === undefined) {
-      problems.push({ param: `tools[${j}].type`, message: `tool type "${tool.type}" is not supported (only function)` });
+      problems.push({
+        param: `tools[${j}].type`,
+        message: `tool type "${tool.type}" is not supported (only function)`,
+      });
       return { name: '', input_schema: EMPTY_SCHEMA };
     }
     const params = fn.parameters;
-    const converted: AnthropicTool = { name: fn.name, input_schema: params != null && Object.keys(params).length > 0 ? params : EMPTY_SCHEMA };
+    const converted: AnthropicTool = {
+      name: fn.name,
+      input_schema: params != null && Object.keys(params).length > 0 ? params : EMPTY_SCHEMA,
+    };
     if (fn.description != null) converted.description = fn.description;
     return converted;
   });
 }
 
-function convertToolChoice(choice: ChatToolChoice | null | undefined, parallel: boolean | null | undefined, problems: Problem[]): AnthropicToolChoice | undefined {
+function convertToolChoice(
+  choice: ChatToolChoice | null | undefined,
+  parallel: boolean | null | undefined,
+  problems: Problem[],
+): AnthropicToolChoice | undefined {
   let converted: AnthropicToolChoice | undefined;
   if (choice === 'none') return { type: 'none' };
   if (choice === 'auto') converted = { type: 'auto' };

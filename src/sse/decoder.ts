@@ -65,7 +65,8 @@ export class SseDecoder {
       start = cut;
     }
     if (start < len) {
-      if (len - start > this.maxLineBytes) throw new SseLineTooLongError(`SSE line longer than ${this.maxLineBytes} bytes`);
+      if (len - start > this.maxLineBytes)
+        throw new SseLineTooLongError(`SSE line longer than ${this.maxLineBytes} bytes`);
       this.pending = buf.subarray(start);
     }
   }
@@ -78,7 +79,7 @@ export class SseDecoder {
   /** Whole lines that all end in LF (the usual case). */
   private linesLf(text: string): void {
     const len = text.length;
-    for (let start = 0; start < len; ) {
+    for (let start = 0; start < len;) {
       const end = text.indexOf('\n', start);
       this.line(text, start, end);
       start = end + 1;
@@ -92,7 +93,7 @@ export class SseDecoder {
     // does not rescan the rest of the text for the other on every line.
     let cr = text.indexOf('\r');
     let lf = text.indexOf('\n');
-    for (let start = 0; start < len; ) {
+    for (let start = 0; start < len;) {
       if (cr !== -1 && cr < start) cr = text.indexOf('\r', start);
       if (lf !== -1 && lf < start) lf = text.indexOf('\n', start);
       let end: number;

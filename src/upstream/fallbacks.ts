@@ -24,7 +24,10 @@ const FALLBACK_STATUSES = new Set([429, 503, 529]);
 export const NO_FALLBACKS: Fallbacks = { models: [], bodyFor: () => undefined };
 
 /** The models to try after `requested`: those after it in the list, or the whole list when it is not in it. */
-export function fallbackChain(requested: string | undefined, configured: readonly string[]): readonly string[] {
+export function fallbackChain(
+  requested: string | undefined,
+  configured: readonly string[],
+): readonly string[] {
   if (requested === undefined || configured.length === 0) return [];
   return configured.slice(configured.indexOf(requested) + 1);
 }
@@ -33,7 +36,12 @@ export function shouldFallBack(answer: UpstreamAnswer): boolean {
   return !answer.ok && FALLBACK_STATUSES.has(answer.statusCode);
 }
 
-async function openInTurn(upstream: UpstreamClient, request: UpstreamRequest, trace: FallbackTrace, fallbacks: Fallbacks): Promise<UpstreamAnswer> {
+async function openInTurn(
+  upstream: UpstreamClient,
+  request: UpstreamRequest,
+  trace: FallbackTrace,
+  fallbacks: Fallbacks,
+): Promise<UpstreamAnswer> {
   let answer = await upstream.open(request, trace);
   for (const model of fallbacks.models) {
     if (!shouldFallBack(answer)) break;
@@ -48,6 +56,13 @@ async function openInTurn(upstream: UpstreamClient, request: UpstreamRequest, tr
 }
 
 /** `upstream.open`, then the fallback models in turn while the answer says overloaded or rate-limited. */
-export function openWithFallbacks(upstream: UpstreamClient, request: UpstreamRequest, trace: FallbackTrace, fallbacks: Fallbacks): Promise<UpstreamAnswer> {
-  return fallbacks.models.length === 0 ? upstream.open(request, trace) : openInTurn(upstream, request, trace, fallbacks);
+export function openWithFallbacks(
+  upstream: UpstreamClient,
+  request: UpstreamRequest,
+  trace: FallbackTrace,
+  fallbacks: Fallbacks,
+): Promise<UpstreamAnswer> {
+  return fallbacks.models.length === 0
+    ? upstream.open(request, trace)
+    : openInTurn(upstream, request, trace, fallbacks);
 }

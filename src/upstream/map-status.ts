@@ -4,7 +4,9 @@ import { header, serverRetryAfterMs, type HeaderBag } from './retry.ts';
 /** Extracts `error.message` from an Anthropic error body, if it is one. */
 export function upstreamMessage(body: Buffer | string): string | undefined {
   try {
-    const parsed = JSON.parse(typeof body === 'string' ? body : body.toString('utf8')) as { error?: { message?: unknown } };
+    const parsed = JSON.parse(typeof body === 'string' ? body : body.toString('utf8')) as {
+      error?: { message?: unknown };
+    };
     const message = parsed.error?.message;
     return typeof message === 'string' ? message.slice(0, 2000) : undefined;
   } catch {
@@ -30,10 +32,20 @@ export function mapUpstreamStatus(status: number, headers: HeaderBag, body: Buff
   const message = upstreamMessage(body);
   const opts = { upstreamStatus: status };
   if (status === 400 || status === 404 || status === 422) {
-    return new ConnectorError('invalid_request_error', 400, message ?? `Upstream rejected the request (${status})`, opts);
+    return new ConnectorError(
+      'invalid_request_error',
+      400,
+      message ?? `Upstream rejected the request (${status})`,
+      opts,
+    );
   }
   if (status === 413) {
-    return new ConnectorError('request_too_large', 413, message ?? 'Upstream says the request is too large', opts);
+    return new ConnectorError(
+      'request_too_large',
+      413,
+      message ?? 'Upstream says the request is too large',
+      opts,
+    );
   }
   if (status === 401 || status === 403) {
     return new ConnectorError(
@@ -58,5 +70,10 @@ export function mapUpstreamStatus(status: number, headers: HeaderBag, body: Buff
       retryAfter: retryAfterSeconds(headers, 5),
     });
   }
-  return new ConnectorError('upstream_error', 502, message ?? `Upstream answered with unexpected status ${status}`, opts);
+  return new ConnectorError(
+    'upstream_error',
+    502,
+    message ?? `Upstream answered with unexpected status ${status}`,
+    opts,
+  );
 }

@@ -40,6 +40,10 @@ export function backoffMs(retriesTaken: number, random: () => number = Math.rand
   return Math.round(base * (1 - 0.25 * random()));
 }
 
-export function retryDelayMs(retriesTaken: number, headers: HeaderBag, random: () => number = Math.random): number {
+export function retryDelayMs(
+  retriesTaken: number,
+  headers: HeaderBag,
+  random: () => number = Math.random,
+): number {
   return serverRetryAfterMs(headers) ?? backoffMs(retriesTaken, random);
 }

@@ -69,7 +69,8 @@ export class UpstreamBody {
   destroy(): void {
     this.sink = IGNORE;
     this.held = [];
-    if (!this.ended && this.failure === null) this.controller.abort(new Error('The service closed the upstream request'));
+    if (!this.ended && this.failure === null)
+      this.controller.abort(new Error('The service closed the upstream request'));
   }
 
   /** The whole body, once it has ended. */

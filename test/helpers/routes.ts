@@ -92,7 +92,12 @@ export function assertErrorShape(route: RouteName, body: unknown, type: string):
 }
 
 /** Reads a JSON error answer, checks status and shape, and returns the response headers. */
-export async function expectError(route: RouteName, res: Response, status: number, type: string): Promise<{ headers: Headers; message: string; text: string }> {
+export async function expectError(
+  route: RouteName,
+  res: Response,
+  status: number,
+  type: string,
+): Promise<{ headers: Headers; message: string; text: string }> {
   const text = await res.text();
   assert.equal(res.status, status, `${route}: ${text}`);
   assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
@@ -107,7 +112,9 @@ export async function expectAnswer(route: RouteName, res: Response, stream = tru
   const type = res.headers.get('content-type') ?? '';
   if (stream) {
     assert.match(type, /^text\/event-stream/);
-    const end = { query: /event: done\n/, messages: /event: message_stop\n/, chat: /data: \[DONE\]\n\n$/ }[route];
+    const end = { query: /event: done\n/, messages: /event: message_stop\n/, chat: /data: \[DONE\]\n\n$/ }[
+      route
+    ];
     assert.match(text, end, `${route}: incomplete stream ${text}`);
   } else {
     assert.match(type, /^application\/json/);
@@ -129,7 +136,11 @@ export function rateLimitOf(headers: Headers): RateLimitHeaders {
     assert.match(raw, /^\d+$/, `${name}: ${raw}`);
     return Number(raw);
   };
-  return { limit: read('ratelimit-limit'), remaining: read('ratelimit-remaining'), reset: read('ratelimit-reset') };
+  return {
+    limit: read('ratelimit-limit'),
+    remaining: read('ratelimit-remaining'),
+    reset: read('ratelimit-reset'),
+  };
 }
 
 /** `Retry-After` in whole seconds, >= 1. */
@@ -143,7 +154,10 @@ export function retryAfterOf(headers: Headers): number {
 }
 
 /** Reads a streamed answer until `marker` has arrived; the rest stays unread (and the stream open). */
-export async function readUntil(res: Response, marker: string): Promise<{ text: string; reader: ReadableStreamDefaultReader<Uint8Array> }> {
+export async function readUntil(
+  res: Response,
+  marker: string,
+): Promise<{ text: string; reader: ReadableStreamDefaultReader<Uint8Array> }> {
   assert.equal(res.status, 200);
   assert.ok(res.body, 'no body');
   const reader: ReadableStreamDefaultReader<Uint8Array> = res.body.getReader();
@@ -158,7 +172,11 @@ export async function readUntil(res: Response, marker: string): Promise<{ text: 
 }
 
 /** Reads a streamed answer until `marker` has arrived, then aborts the request (the client leaves). */
-export async function readUntilThenAbort(res: Response, marker: string, controller: AbortController): Promise<string> {
+export async function readUntilThenAbort(
+  res: Response,
+  marker: string,
+  controller: AbortController,
+): Promise<string> {
   const { text, reader } = await readUntil(res, marker);
   controller.abort();
   await reader.cancel().catch(() => undefined);
@@ -175,9 +193,15 @@ export async function scrapeMetrics(baseUrl: string): Promise<MetricFamilies> {
 }
 
 /** The sum of a counter or gauge over the series whose labels include `labels` (0 when absent). */
-export function metricValue(families: MetricFamilies, name: string, labels: Record<string, string> = {}): number {
+export function metricValue(
+  families: MetricFamilies,
+  name: string,
+  labels: Record<string, string> = {},
+): number {
   const family = families.find((f) => f.name === name);
   if (!family) return 0;
-  const matching = family.metrics.filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  const matching = family.metrics.filter((m) =>
+    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v),
+  );
   return matching.reduce((sum, m) => sum + Number(m.value ?? 0), 0);
 }

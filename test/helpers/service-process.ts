@@ -45,7 +45,10 @@ export interface ServiceProcess {
 }
 
 /** Spawns `node dist/server.js` with only PATH and HOME from this environment, plus `env`. */
-export function runService(env: Record<string, string>, args: readonly string[] = []): { child: ChildProcess; exit: Promise<Exit>; output: { stdout: string; stderr: string } } {
+export function runService(
+  env: Record<string, string>,
+  args: readonly string[] = [],
+): { child: ChildProcess; exit: Promise<Exit>; output: { stdout: string; stderr: string } } {
   const child = spawn(process.execPath, ['dist/server.js', ...args], {
     cwd: root,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...BLANK_ENV, PORT: '0', ...env },
@@ -64,7 +67,10 @@ export function runService(env: Record<string, string>, args: readonly string[] 
 }
 
 /** Starts the service and resolves once it logs the URL it listens on (rejects if it exits first). */
-export async function startService(env: Record<string, string>, args: readonly string[] = []): Promise<ServiceProcess> {
+export async function startService(
+  env: Record<string, string>,
+  args: readonly string[] = [],
+): Promise<ServiceProcess> {
   const { child, exit, output } = runService(env, args);
   let giveUp: NodeJS.Timeout | undefined;
   const url = await new Promise<string>((resolve, reject) => {

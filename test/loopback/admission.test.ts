@@ -132,7 +132,10 @@ describe('every guarded route counts against every limit', () => {
   const harnesses: Harness[] = [];
   async function harness(env: Record<string, string>): Promise<Harness> {
     // Exact per-minute numbers: the limits' clock starts inside a minute.
-    const h = await startHarness({ SERVICE_API_KEYS: `alice:${ALICE}`, ...env }, { now: clockInsideMinute() });
+    const h = await startHarness(
+      { SERVICE_API_KEYS: `alice:${ALICE}`, ...env },
+      { now: clockInsideMinute() },
+    );
     harnesses.push(h);
     return h;
   }
@@ -159,7 +162,7 @@ describe('every guarded route counts against every limit', () => {
     ['TOKEN_BUDGET_DAILY', { TOKEN_BUDGET_DAILY: '100' }],
   ] as const) {
     it(`${name}: once the tokens are spent, every guarded route is refused`, async () => {
-        const h = await harness(env);
+      const h = await harness(env);
       h.fake.queue({ kind: 'message', deltas: ['spent'], usage: { input_tokens: 90, output_tokens: 60 } });
       const res = await send(h, SAMPLES['/llm/query']?.[0] as Sample, ALICE);
       assert.equal(res.status, 200);

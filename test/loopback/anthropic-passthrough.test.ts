@@ -4,10 +4,25 @@ import Anthropic from '@anthropic-ai/sdk';
 import { requestLogs, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
 import { closedWithin, within } from '../helpers/wait.ts';
 
-const MESSAGE = { model: 'claude-sonnet-5', max_tokens: 64, messages: [{ role: 'user' as const, content: 'Hello' }] };
+const MESSAGE = {
+  model: 'claude-sonnet-5',
+  max_tokens: 64,
+  messages: [{ role: 'user' as const, content: 'Hello' }],
+};
 
-async function rawPost(url: string, body: string): Promise<{ status: number; text: string; headers: Headers }> {
-  const res = await fetch(`${url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'whatever' }, body });
+async function rawPost(
+  url: string,
+  body: string,
+): Promise<{ status: number; text: string; headers: Headers }> {
+  const res = await fetch(`${url}/v1/messages`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'anthropic-version': '2023-06-01',
+      'x-api-key': 'whatever',
+    },
+    body,
+  });
   return { status: res.status, text: await res.text(), headers: res.headers };
 }
 
@@ -27,12 +42,19 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
     h.fake.queue({ kind: 'message', deltas: ['Hi ', 'there', '!'] });
     const stream = client.messages.stream(MESSAGE);
     const message = await stream.finalMessage();
-    assert.deepEqual(message.content, [{ type: 'text', text: 'Hi there!', citations: null }].map(({ type, text }) => ({ type, text })));
+    assert.deepEqual(
+      message.content,
+      [{ type: 'text', text: 'Hi there!', citations: null }].map(({ type, text }) => ({ type, text })),
+    );
     assert.equal(message.stop_reason, 'end_turn');
   });
 
   it('answers non-streamed requests', async () => {
-    h.fake.queue({ kind: 'message', deltas: ['Plain ', 'answer'], usage: { input_tokens: 9, cache_read_input_tokens: 4 } });
+    h.fake.queue({
+      kind: 'message',
+      deltas: ['Plain ', 'answer'],
+      usage: { input_tokens: 9, cache_read_input_tokens: 4 },
+    });
     const message = await client.messages.create(MESSAGE);
     assert.equal(message.content[0]?.type === 'text' ? message.content[0].text : '', 'Plain answer');
     assert.equal(message.usage.input_tokens, 9);
@@ -40,10 +62,18 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
   });
 
   it('relays the upstream stream byte for byte (only ids differ between two calls)', async () => {
-    const scenario = { kind: 'message' as const, deltas: ['a', ' "quoted"', ' ünïcode 🌍', '\n'], spacedJson: true };
+    const scenario = {
+      kind: 'message' as const,
+      deltas: ['a', ' "quoted"', ' ünïcode 🌍', '\n'],
+      spacedJson: true,
+    };
     const body = JSON.stringify({ ...MESSAGE, stream: true });
     h.fake.queue(scenario, scenario);
-    const direct = await fetch(`${h.fake.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'k' }, body });
+    const direct = await fetch(`${h.fake.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'anthropic-version': '2023-06-01', 'x-api-key': 'k' },
+      body,
+    });
     const directText = await direct.text();
     const relayed = await rawPost(h.url, body);
     const normalise = (s: string) => s.replace(/msg_fake_\d+/g, 'msg');
@@ -60,7 +90,9 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
 
   it('uses the service key upstream, passes anthropic-version and anthropic-beta, returns request-id', async () => {
     const res = await client.messages
-      .create(MESSAGE, { headers: { 'anthropic-beta': 'fancy-feature-2026-01-01', 'anthropic-version': '2099-01-01' } })
+      .create(MESSAGE, {
+        headers: { 'anthropic-beta': 'fancy-feature-2026-01-01', 'anthropic-version': '2099-01-01' },
+      })
       .withResponse();
     const received = h.fake.requests[0];
     assert.ok(received);
@@ -73,8 +105,19 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
   });
 
   it('round-trips a tool call', async () => {
-    h.fake.queue({ kind: 'message', blocks: [{ type: 'tool_use', id: 'toolu_01', name: 'get_weather', inputJson: ['{"ci', 'ty": "Pa', 'ris"}'] }] });
-    const tools = [{ name: 'get_weather', description: 'Weather', input_schema: { type: 'object' as const, properties: { city: { type: 'string' } } } }];
+    h.fake.queue({
+      kind: 'message',
+      blocks: [
+        { type: 'tool_use', id: 'toolu_01', name: 'get_weather', inputJson: ['{"ci', 'ty": "Pa', 'ris"}'] },
+      ],
+    });
+    const tools = [
+      {
+        name: 'get_weather',
+        description: 'Weather',
+        input_schema: { type: 'object' as const, properties: { city: { type: 'string' } } },
+      },
+    ];
     const first = await client.messages.stream({ ...MESSAGE, tools }).finalMessage();
     assert.equal(first.stop_reason, 'tool_use');
     const call = first.content.find((b) => b.type === 'tool_use');
@@ -84,16 +127,28 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
     const second = await client.messages.create({
       ...MESSAGE,
       tools,
-      messages: [...MESSAGE.messages, { role: 'assistant', content: first.content }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: '21 °C' }] }],
+      messages: [
+        ...MESSAGE.messages,
+        { role: 'assistant', content: first.content },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: call.id, content: '21 °C' }] },
+      ],
     });
     assert.equal(second.content[0]?.type === 'text' ? second.content[0].text : '', 'Sunny.');
     const sent = h.fake.requests[1]?.json as { messages: { content: unknown }[] };
-    assert.deepEqual(sent.messages[2]?.content, [{ type: 'tool_result', tool_use_id: 'toolu_01', content: '21 °C' }]);
+    assert.deepEqual(sent.messages[2]?.content, [
+      { type: 'tool_result', tool_use_id: 'toolu_01', content: '21 °C' },
+    ]);
   });
 
   it('delivers a thinking block with its signature byte-identical', async () => {
     const signature = 'EqQBCkgIARABGAIiQL+/9z/sig==+with/odd\\chars"';
-    h.fake.queue({ kind: 'message', blocks: [{ type: 'thinking', thinking: ['Let me ', 'think.'], signature }, { type: 'text', text: ['42'] }] });
+    h.fake.queue({
+      kind: 'message',
+      blocks: [
+        { type: 'thinking', thinking: ['Let me ', 'think.'], signature },
+        { type: 'text', text: ['42'] },
+      ],
+    });
     const message = await client.messages.stream(MESSAGE).finalMessage();
     const thinking = message.content[0];
     assert.ok(thinking?.type === 'thinking');
@@ -146,7 +201,7 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
     });
   }
 
-  it('answers its own errors in Anthropic\'s shape (bad JSON → invalid_request_error)', async () => {
+  it("answers its own errors in Anthropic's shape (bad JSON → invalid_request_error)", async () => {
     const res = await rawPost(h.url, '{"model": ');
     assert.equal(res.status, 400);
     assert.deepEqual(Object.keys(JSON.parse(res.text) as object), ['type', 'error', 'request_id']);
@@ -155,7 +210,11 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
   });
 
   it('an SDK abort closes the upstream request', async () => {
-    h.fake.queue({ kind: 'message', deltas: Array.from({ length: 40 }, (_, i) => `w${i} `), deltaDelayMs: 50 });
+    h.fake.queue({
+      kind: 'message',
+      deltas: Array.from({ length: 40 }, (_, i) => `w${i} `),
+      deltaDelayMs: 50,
+    });
     const stream = client.messages.stream(MESSAGE);
     const finished = stream.finalMessage().then(
       () => 'completed',
@@ -171,7 +230,11 @@ describe('Anthropic-native /v1/messages passthrough, with the official SDK', () 
     await closedWithin(h.fake.requests[0], 1000);
   });
 
-  for (const fault of [{ type: 'cut', afterDeltas: 1 }, { type: 'stall', afterDeltas: 1 }, { type: 'truncate', afterDeltas: 1 }] as const) {
+  for (const fault of [
+    { type: 'cut', afterDeltas: 1 },
+    { type: 'stall', afterDeltas: 1 },
+    { type: 'truncate', afterDeltas: 1 },
+  ] as const) {
     it(`a mid-stream ${fault.type} makes the SDK's stream throw, never end quietly`, async () => {
       h.fake.queue({ kind: 'message', deltas: ['one ', 'two ', 'three'], fault });
       await assert.rejects(client.messages.stream(MESSAGE).finalMessage(), (error: unknown) => {

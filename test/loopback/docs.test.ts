@@ -4,7 +4,21 @@ import { startHarness, type Harness } from '../helpers/harness.ts';
 
 interface OpenApi {
   openapi: string;
-  paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Record<string, unknown>; examples?: Record<string, { value: unknown }> }> }; responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }> }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        requestBody?: {
+          content: Record<
+            string,
+            { schema: Record<string, unknown>; examples?: Record<string, { value: unknown }> }
+          >;
+        };
+        responses: Record<string, { content?: Record<string, unknown>; headers?: Record<string, unknown> }>;
+      }
+    >
+  >;
 }
 
 describe('docs and health', () => {
@@ -33,14 +47,31 @@ describe('docs and health', () => {
     assert.ok(schema);
     assert.equal(schema.additionalProperties, false);
     const properties = schema.properties as Record<string, unknown>;
-    for (const field of ['prompt', 'messages', 'system', 'model', 'max_tokens', 'temperature', 'top_p', 'top_k', 'stop_sequences', 'stream']) {
+    for (const field of [
+      'prompt',
+      'messages',
+      'system',
+      'model',
+      'max_tokens',
+      'temperature',
+      'top_p',
+      'top_k',
+      'stop_sequences',
+      'stream',
+    ]) {
       assert.ok(field in properties, `request schema lacks ${field}`);
     }
     const examples = Object.values(media.examples ?? {});
     assert.ok(examples.length >= 2, 'no request examples');
     assert.ok(examples.some((e) => (e.value as { prompt?: unknown }).prompt !== undefined));
-    assert.deepEqual(Object.keys(op.responses['200']?.content ?? {}).sort(), ['application/json', 'text/event-stream']);
-    assert.deepEqual(Object.keys(op.responses['200']?.headers ?? {}).sort(), ['x-request-id', 'x-served-model']);
+    assert.deepEqual(Object.keys(op.responses['200']?.content ?? {}).sort(), [
+      'application/json',
+      'text/event-stream',
+    ]);
+    assert.deepEqual(Object.keys(op.responses['200']?.headers ?? {}).sort(), [
+      'x-request-id',
+      'x-served-model',
+    ]);
     for (const status of ['400', '413', '415', '429', '502', '503', '504']) {
       const envelope = JSON.stringify(op.responses[status]?.content ?? {});
       assert.match(envelope, /"error"/, `status ${status} lacks the error envelope`);

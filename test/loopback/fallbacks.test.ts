@@ -1,7 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FakeScenario, RecordedRequest } from '../../src/mock/fake-upstream.ts';
-import { deltaText, parseSse, query, requestLogOf, startHarness, withRequestId, type Harness } from '../helpers/harness.ts';
+import {
+  deltaText,
+  parseSse,
+  query,
+  requestLogOf,
+  startHarness,
+  withRequestId,
+  type Harness,
+} from '../helpers/harness.ts';
 import { metricValue, scrapeMetrics } from '../helpers/routes.ts';
 
 const overloaded: FakeScenario = { kind: 'error', status: 529, retryAfterMs: '10' };
@@ -22,13 +30,22 @@ function modelsAsked(h: Harness): string[] {
 }
 
 function chat(url: string, body: unknown, init: RequestInit = {}): Promise<Response> {
-  return fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), ...init });
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    ...init,
+  });
 }
 
 describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited, before the first byte', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ MAX_RETRIES: '1', ANTHROPIC_MODEL: 'model-a', FALLBACK_MODELS: 'model-a, model-b,model-c' });
+    h = await startHarness({
+      MAX_RETRIES: '1',
+      ANTHROPIC_MODEL: 'model-a',
+      FALLBACK_MODELS: 'model-a, model-b,model-c',
+    });
   });
   after(() => h.close());
   beforeEach(() => {
@@ -44,7 +61,10 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-served-model'), 'model-c');
     const events = parseSse(await res.text());
-    assert.deepEqual(events[0], { event: 'start', data: { id: res.headers.get('x-request-id'), model: 'model-c' } });
+    assert.deepEqual(events[0], {
+      event: 'start',
+      data: { id: res.headers.get('x-request-id'), model: 'model-c' },
+    });
     assert.equal(deltaText(events), 'served');
     assert.equal(events.at(-1)?.event, 'done');
     assert.deepEqual(modelsAsked(h), ['model-a', 'model-a', 'model-b', 'model-b', 'model-c']);
@@ -106,11 +126,20 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
   });
 
   it('never falls back after the first byte: a mid-stream error is an error event, and no second request', async () => {
-    byModel(h, { 'model-a': { kind: 'message', deltas: ['one ', 'two'], fault: { type: 'error', afterDeltas: 1, errorType: 'overloaded_error' } } });
+    byModel(h, {
+      'model-a': {
+        kind: 'message',
+        deltas: ['one ', 'two'],
+        fault: { type: 'error', afterDeltas: 1, errorType: 'overloaded_error' },
+      },
+    });
     const res = await query(h.url, { prompt: 'hi' }, withRequestId('mid-stream-overloaded'));
     assert.equal(res.status, 200);
     const events = parseSse(await res.text());
-    assert.deepEqual(events.map((e) => e.event), ['start', 'delta', 'error']);
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ['start', 'delta', 'error'],
+    );
     // The log line comes once the handler has returned: any second request would have been made by then.
     const line = await requestLogOf(h, 'mid-stream-overloaded');
     assert.deepEqual([line.attempts, line.fallbacks], [1, 0]);
@@ -128,7 +157,11 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
     assert.deepEqual(modelsAsked(h), ['model-a', 'model-a', 'model-b']);
 
     h.fake.requests.length = 0;
-    const streamed = await chat(h.url, { model: 'model-a', messages: [{ role: 'user', content: 'hi' }], stream: true });
+    const streamed = await chat(h.url, {
+      model: 'model-a',
+      messages: [{ role: 'user', content: 'hi' }],
+      stream: true,
+    });
     assert.equal(streamed.headers.get('x-served-model'), 'model-b');
     const chunks = (await streamed.text())
       .split('\n\n')
@@ -141,8 +174,13 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
 
   it('/v1/messages: the fallback request is the client’s bytes with only the model value replaced', async () => {
     byModel(h, { 'model-a': overloaded });
-    const raw = '{ "metadata": {"model": "model-a"},\n  "model" : "model-a", "max_tokens": 16, "stream": true, "note": "é\\u00e9",\n  "messages": [{"role": "user", "content": "hi"}] }';
-    const res = await fetch(`${h.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
+    const raw =
+      '{ "metadata": {"model": "model-a"},\n  "model" : "model-a", "max_tokens": 16, "stream": true, "note": "é\\u00e9",\n  "messages": [{"role": "user", "content": "hi"}] }';
+    const res = await fetch(`${h.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: raw,
+    });
     assert.equal(res.status, 200);
     assert.equal(res.headers.get('x-served-model'), 'model-b');
     const text = await res.text();
@@ -155,7 +193,11 @@ describe('FALLBACK_MODELS: the next model when one is overloaded or rate-limited
 describe('FALLBACK_MODELS with MAX_RETRIES=0', () => {
   let h: Harness;
   before(async () => {
-    h = await startHarness({ MAX_RETRIES: '0', ANTHROPIC_MODEL: 'model-a', FALLBACK_MODELS: 'model-b,model-c' });
+    h = await startHarness({
+      MAX_RETRIES: '0',
+      ANTHROPIC_MODEL: 'model-a',
+      FALLBACK_MODELS: 'model-b,model-c',
+    });
   });
   after(() => h.close());
 

@@ -45,7 +45,10 @@ function closedRequests(h: Harness, n: number): Promise<void> {
 }
 
 /** A streamed answer of 20 paced deltas `w0 w1 …` reporting `usage`. */
-function paced(usage: Extract<FakeScenario, { kind: 'message' }>['usage'] = {}, deltaDelayMs = 150): FakeScenario {
+function paced(
+  usage: Extract<FakeScenario, { kind: 'message' }>['usage'] = {},
+  deltaDelayMs = 150,
+): FakeScenario {
   return { kind: 'message', deltas: Array.from({ length: 20 }, (_, i) => `w${i} `), deltaDelayMs, usage };
 }
 
@@ -63,9 +66,24 @@ describe('client keys', () => {
     it(`${route}: a missing or wrong key is a 401 in the route's shape, and nothing goes upstream`, async () => {
       const missing = await expectError(route, await ask(h.url, route), 401, 'authentication_error');
       assert.match(missing.message, /Authorization: Bearer/);
-      await expectError(route, await ask(h.url, route, { headers: bearer('alice-key-0123456789abcdeX') }), 401, 'authentication_error');
-      await expectError(route, await ask(h.url, route, { headers: apiKey('nobody-key-0123456789') }), 401, 'authentication_error');
-      await expectError(route, await ask(h.url, route, { headers: { authorization: `Basic ${ALICE}` } }), 401, 'authentication_error');
+      await expectError(
+        route,
+        await ask(h.url, route, { headers: bearer('alice-key-0123456789abcdeX') }),
+        401,
+        'authentication_error',
+      );
+      await expectError(
+        route,
+        await ask(h.url, route, { headers: apiKey('nobody-key-0123456789') }),
+        401,
+        'authentication_error',
+      );
+      await expectError(
+        route,
+        await ask(h.url, route, { headers: { authorization: `Basic ${ALICE}` } }),
+        401,
+        'authentication_error',
+      );
       assert.equal(h.fake.requests.length, 0);
     });
   }
@@ -79,7 +97,10 @@ describe('client keys', () => {
         assert.equal(recorded.headers['x-api-key'], SECRET_KEY, 'the service sends its own key upstream');
         assert.equal(recorded.headers.authorization, undefined);
         const everything = JSON.stringify(recorded.headers) + recorded.body.toString('utf8');
-        assert.ok(!everything.includes(ALICE) && !everything.includes(BOB), 'a client key reached the upstream');
+        assert.ok(
+          !everything.includes(ALICE) && !everything.includes(BOB),
+          'a client key reached the upstream',
+        );
       }
     });
   }
@@ -100,11 +121,16 @@ describe('client keys', () => {
     try {
       const refused = await fetch(`${guarded.url}/metrics`);
       assert.equal(refused.status, 401);
-      assert.equal(((await refused.json()) as { error: { type: string } }).error.type, 'authentication_error');
+      assert.equal(
+        ((await refused.json()) as { error: { type: string } }).error.type,
+        'authentication_error',
+      );
       const wrong = await fetch(`${guarded.url}/metrics`, { headers: { authorization: `Bearer ${BOB}` } });
       assert.equal(wrong.status, 401);
       await wrong.arrayBuffer();
-      const allowed = await fetch(`${guarded.url}/metrics`, { headers: { authorization: `Bearer ${ALICE}` } });
+      const allowed = await fetch(`${guarded.url}/metrics`, {
+        headers: { authorization: `Bearer ${ALICE}` },
+      });
       assert.equal(allowed.status, 200);
       assert.match(await allowed.text(), /llmc_requests_total/);
     } finally {
@@ -124,7 +150,11 @@ describe('client keys', () => {
       await keep(await ask(h.url, route, { headers: apiKey(BOB), stream: false }));
       await keep(await ask(h.url, route, { headers: bearer(wrong) }));
     }
-    h.fake.queue({ kind: 'error', status: 529 }, { kind: 'error', status: 529 }, { kind: 'error', status: 529 });
+    h.fake.queue(
+      { kind: 'error', status: 529 },
+      { kind: 'error', status: 529 },
+      { kind: 'error', status: 529 },
+    );
     await keep(await ask(h.url, 'query', { headers: bearer(ALICE) }));
     await closedRequests(h, before + 10);
     const logs = h.logs.join('');
@@ -156,7 +186,10 @@ describe('RATE_LIMIT_RPM', () => {
   let h: Harness;
   const keys: Record<RouteName, string> = { query: ALICE, messages: BOB, chat: CAROL };
   before(async () => {
-    h = await startHarness({ SERVICE_API_KEYS: `alice:${ALICE},bob:${BOB},carol:${CAROL}`, RATE_LIMIT_RPM: '2' });
+    h = await startHarness({
+      SERVICE_API_KEYS: `alice:${ALICE},bob:${BOB},carol:${CAROL}`,
+      RATE_LIMIT_RPM: '2',
+    });
   });
   after(() => h.close());
 
@@ -188,7 +221,11 @@ describe('RATE_LIMIT_RPM', () => {
   it('counts the rejections in /metrics by key name and reason', async () => {
     const families = await metrics(h);
     for (const name of ['alice', 'bob', 'carol']) {
-      assert.equal(metricValue(families, 'llmc_rate_limit_rejections_total', { key: name, reason: 'rpm' }), 1, name);
+      assert.equal(
+        metricValue(families, 'llmc_rate_limit_rejections_total', { key: name, reason: 'rpm' }),
+        1,
+        name,
+      );
     }
     assert.equal(metricValue(families, 'llmc_rate_limit_rejections_total', {}), 3);
   });
@@ -202,7 +239,13 @@ describe('per-key overrides from SERVICE_API_KEYS_FILE', () => {
     const file = join(dir, 'keys');
     writeFileSync(
       file,
-      ['# name:key [rpm=] [tpm=] [daily=] [streams=]', `alice:${ALICE} rpm=1`, `bob:${BOB}`, '', `carol:${CAROL} rpm=0   # no limit`].join('\n'),
+      [
+        '# name:key [rpm=] [tpm=] [daily=] [streams=]',
+        `alice:${ALICE} rpm=1`,
+        `bob:${BOB}`,
+        '',
+        `carol:${CAROL} rpm=0   # no limit`,
+      ].join('\n'),
     );
     h = await startHarness({ SERVICE_API_KEYS_FILE: file, RATE_LIMIT_RPM: '3' });
   });
@@ -215,7 +258,12 @@ describe('per-key overrides from SERVICE_API_KEYS_FILE', () => {
     const alice = await ask(h.url, 'query', { headers: bearer(ALICE), stream: false });
     assert.equal(rateLimitOf(alice.headers).limit, 1);
     await expectAnswer('query', alice, false);
-    const refused = await expectError('query', await ask(h.url, 'query', { headers: bearer(ALICE) }), 429, 'rate_limit_error');
+    const refused = await expectError(
+      'query',
+      await ask(h.url, 'query', { headers: bearer(ALICE) }),
+      429,
+      'rate_limit_error',
+    );
     assert.equal(rateLimitOf(refused.headers).limit, 1);
 
     const bob: (number | null)[][] = [];
@@ -262,7 +310,10 @@ describe('without client keys the limits apply to the client as a whole', () => 
       ['anonymous', 'anonymous'],
     );
     const families = await metrics(h);
-    assert.equal(metricValue(families, 'llmc_rate_limit_rejections_total', { key: 'anonymous', reason: 'rpm' }), 1);
+    assert.equal(
+      metricValue(families, 'llmc_rate_limit_rejections_total', { key: 'anonymous', reason: 'rpm' }),
+      1,
+    );
   });
 });
 
@@ -300,13 +351,19 @@ describe('token limits settle from the real usage', () => {
       await closedRequests(h, ++closed);
     };
     // 1: reserves 50, really uses 30 + 20 + 10 (cache read) = 60.
-    h.fake.queue({ kind: 'message', usage: { input_tokens: 30, output_tokens: 20, cache_read_input_tokens: 10 } });
+    h.fake.queue({
+      kind: 'message',
+      usage: { input_tokens: 30, output_tokens: 20, cache_read_input_tokens: 10 },
+    });
     const first = await ask(h.url, 'query', { headers, maxTokens: 50 });
     assert.deepEqual([rateLimitOf(first.headers).limit, rateLimitOf(first.headers).remaining], [100, 50]);
     await expectAnswer('query', first);
     await next();
     // 2: 100 - 60 used - 10 reserved = 30 left; uses 5 + 5 + 5 (cache creation) = 15 (passthrough, not streamed).
-    h.fake.queue({ kind: 'message', usage: { input_tokens: 5, output_tokens: 5, cache_creation_input_tokens: 5 } });
+    h.fake.queue({
+      kind: 'message',
+      usage: { input_tokens: 5, output_tokens: 5, cache_creation_input_tokens: 5 },
+    });
     const second = await ask(h.url, 'messages', { headers, maxTokens: 10, stream: false });
     assert.equal(rateLimitOf(second.headers).remaining, 30);
     await expectAnswer('messages', second, false);
@@ -320,11 +377,19 @@ describe('token limits settle from the real usage', () => {
     // 4: 95 used + 10 > 100: refused until midnight UTC.
     const untilMidnight = (): number => (86_400_000 - (h.now() % 86_400_000)) / 1000;
     const atMost = Math.ceil(untilMidnight());
-    const refused = await expectError('query', await ask(h.url, 'query', { headers, maxTokens: 10 }), 429, 'rate_limit_error');
+    const refused = await expectError(
+      'query',
+      await ask(h.url, 'query', { headers, maxTokens: 10 }),
+      429,
+      'rate_limit_error',
+    );
     const atLeast = Math.floor(untilMidnight());
     assert.match(refused.message, /Daily token budget of 100 tokens/);
     const retryAfter = retryAfterOf(refused.headers);
-    assert.ok(retryAfter >= atLeast && retryAfter <= atMost, `Retry-After ${retryAfter}, midnight in ${atLeast}…${atMost} s`);
+    assert.ok(
+      retryAfter >= atLeast && retryAfter <= atMost,
+      `Retry-After ${retryAfter}, midnight in ${atLeast}…${atMost} s`,
+    );
     assert.deepEqual([rateLimitOf(refused.headers).limit, rateLimitOf(refused.headers).remaining], [100, 5]);
     await next();
     // 5: 95 + 5 fits exactly.
@@ -350,7 +415,12 @@ describe('token limits settle from the real usage', () => {
     assert.equal(rateLimitOf(second.headers).remaining, 1000 - 350 - 100);
     await expectAnswer('messages', second);
     await closedRequests(h, ++closed);
-    const refused = await expectError('chat', await ask(h.url, 'chat', { headers, maxTokens: 700 }), 429, 'rate_limit_error');
+    const refused = await expectError(
+      'chat',
+      await ask(h.url, 'chat', { headers, maxTokens: 700 }),
+      429,
+      'rate_limit_error',
+    );
     assert.match(refused.message, /1000 tokens per minute/);
     assert.equal(rateLimitOf(refused.headers).remaining, 1000 - 390);
     retryAfterOf(refused.headers);
@@ -378,7 +448,11 @@ describe('token limits settle from the real usage', () => {
       assert.equal(h.fake.requests[0]?.closedEarly, true, 'the upstream request was aborted');
 
       const next = await ask(h.url, route, { headers, maxTokens: 10, stream: false });
-      assert.equal(rateLimitOf(next.headers).remaining, 10_000 - 501 - 10, 'the partial usage (501) was counted');
+      assert.equal(
+        rateLimitOf(next.headers).remaining,
+        10_000 - 501 - 10,
+        'the partial usage (501) was counted',
+      );
       await expectAnswer(route, next, false);
     });
   }
@@ -397,7 +471,12 @@ describe('MAX_CONCURRENT_STREAMS', () => {
     assert.equal(open.status, 200);
     const pending = expectAnswer('query', open);
     for (const route of ROUTES) {
-      const refused = await expectError(route, await ask(h.url, route, { headers: bearer(ALICE) }), 429, 'rate_limit_error');
+      const refused = await expectError(
+        route,
+        await ask(h.url, route, { headers: bearer(ALICE) }),
+        429,
+        'rate_limit_error',
+      );
       assert.match(refused.message, /at most 1 at once/);
       assert.equal(refused.headers.get('retry-after'), '1');
       assert.deepEqual([rateLimitOf(refused.headers).limit, rateLimitOf(refused.headers).remaining], [1, 0]);
@@ -406,10 +485,16 @@ describe('MAX_CONCURRENT_STREAMS', () => {
     await expectAnswer('chat', await ask(h.url, 'chat', { headers: bearer(BOB) }));
     const text = await pending;
     assert.match(text, /w19 /, 'the open stream was not disturbed');
-    await waitFor(() => requestLogs(h).some((line) => line.key === 'alice' && line.status === 200), 'the open stream to close');
+    await waitFor(
+      () => requestLogs(h).some((line) => line.key === 'alice' && line.status === 200),
+      'the open stream to close',
+    );
     await expectAnswer('messages', await ask(h.url, 'messages', { headers: bearer(ALICE) }));
     const families = await metrics(h);
-    assert.equal(metricValue(families, 'llmc_rate_limit_rejections_total', { key: 'alice', reason: 'streams' }), 3);
+    assert.equal(
+      metricValue(families, 'llmc_rate_limit_rejections_total', { key: 'alice', reason: 'streams' }),
+      3,
+    );
   });
 });
 
@@ -437,7 +522,13 @@ describe('MAX_UPSTREAM_CONCURRENCY', () => {
     await waitFor(() => requestLogs(h).length >= 4, 'the stalled stream to close');
     await expectAnswer('chat', await ask(h.url, 'chat'));
     const families = await metrics(h);
-    assert.equal(metricValue(families, 'llmc_rate_limit_rejections_total', { key: 'anonymous', reason: 'upstream_busy' }), 3);
+    assert.equal(
+      metricValue(families, 'llmc_rate_limit_rejections_total', {
+        key: 'anonymous',
+        reason: 'upstream_busy',
+      }),
+      3,
+    );
   });
 });
 
@@ -445,14 +536,22 @@ describe('CORS_ORIGINS', () => {
   const ORIGIN = 'https://app.example.com';
   let h: Harness;
   before(async () => {
-    h = await startHarness({ CORS_ORIGINS: ORIGIN, SERVICE_API_KEYS: `alice:${ALICE}`, RATE_LIMIT_RPM: '100' });
+    h = await startHarness({
+      CORS_ORIGINS: ORIGIN,
+      SERVICE_API_KEYS: `alice:${ALICE}`,
+      RATE_LIMIT_RPM: '100',
+    });
   });
   after(() => h.close());
 
   const preflight = (origin: string): Promise<Response> =>
     fetch(`${h.url}/llm/query`, {
       method: 'OPTIONS',
-      headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+      headers: {
+        origin,
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
     });
 
   it('a preflight from the allowed origin gets the allow headers, without a key', async () => {
@@ -461,7 +560,8 @@ describe('CORS_ORIGINS', () => {
     assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN);
     assert.match(res.headers.get('access-control-allow-methods') ?? '', /POST/);
     const allowed = (res.headers.get('access-control-allow-headers') ?? '').toLowerCase();
-    for (const header of ['authorization', 'content-type', 'x-api-key']) assert.ok(allowed.includes(header), allowed);
+    for (const header of ['authorization', 'content-type', 'x-api-key'])
+      assert.ok(allowed.includes(header), allowed);
   });
 
   it('another origin gets none', async () => {
@@ -469,7 +569,9 @@ describe('CORS_ORIGINS', () => {
     assert.equal(res.headers.get('access-control-allow-origin'), null);
     assert.equal(res.headers.get('access-control-allow-methods'), null);
     assert.equal(res.headers.get('access-control-allow-headers'), null);
-    const answer = await ask(h.url, 'query', { headers: { ...bearer(ALICE), origin: 'https://evil.example.com' } });
+    const answer = await ask(h.url, 'query', {
+      headers: { ...bearer(ALICE), origin: 'https://evil.example.com' },
+    });
     assert.equal(answer.headers.get('access-control-allow-origin'), null);
     await expectAnswer('query', answer);
   });
@@ -478,7 +580,8 @@ describe('CORS_ORIGINS', () => {
     const res = await ask(h.url, 'query', { headers: { ...bearer(ALICE), origin: ORIGIN } });
     assert.equal(res.headers.get('access-control-allow-origin'), ORIGIN);
     const exposed = (res.headers.get('access-control-expose-headers') ?? '').toLowerCase();
-    for (const header of ['retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset']) assert.ok(exposed.includes(header), exposed);
+    for (const header of ['retry-after', 'ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'])
+      assert.ok(exposed.includes(header), exposed);
     assert.equal(rateLimitOf(res.headers).limit, 100);
     await expectAnswer('query', res);
   });

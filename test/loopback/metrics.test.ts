@@ -9,7 +9,9 @@ type Families = ReturnType<typeof parsePrometheusTextFormat>;
 function value(families: Families, name: string, labels: Record<string, string>): number {
   const family = families.find((f) => f.name === name);
   assert.ok(family, `no metric ${name}`);
-  const matching = family.metrics.filter((m) => Object.entries(labels).every(([k, v]) => m.labels?.[k] === v));
+  const matching = family.metrics.filter((m) =>
+    Object.entries(labels).every(([k, v]) => m.labels?.[k] === v),
+  );
   return matching.reduce((sum, m) => sum + Number(m.value ?? 0), 0);
 }
 
@@ -33,7 +35,11 @@ describe('GET /metrics', () => {
 
   it('counts requests, outcomes, attempts, tokens and latencies as they happened', async () => {
     h.fake.queue(
-      { kind: 'message', deltas: ['a', 'b'], usage: { input_tokens: 10, output_tokens: 2, cache_read_input_tokens: 5 } },
+      {
+        kind: 'message',
+        deltas: ['a', 'b'],
+        usage: { input_tokens: 10, output_tokens: 2, cache_read_input_tokens: 5 },
+      },
       { kind: 'message', deltas: ['c'], usage: { input_tokens: 7, output_tokens: 1 } },
       { kind: 'error', status: 529, retryAfterMs: '10' },
       { kind: 'error', status: 529, retryAfterMs: '10' },
@@ -53,8 +59,14 @@ describe('GET /metrics', () => {
     const families = parsePrometheusTextFormat(text);
     const route = '/llm/query';
     assert.equal(value(families, 'llmc_requests_total', { route, status: '200', outcome: 'ok' }), 2);
-    assert.equal(value(families, 'llmc_requests_total', { route, status: '503', outcome: 'upstream_error' }), 1);
-    assert.equal(value(families, 'llmc_requests_total', { route, status: '400', outcome: 'client_error' }), 1);
+    assert.equal(
+      value(families, 'llmc_requests_total', { route, status: '503', outcome: 'upstream_error' }),
+      1,
+    );
+    assert.equal(
+      value(families, 'llmc_requests_total', { route, status: '400', outcome: 'client_error' }),
+      1,
+    );
     assert.equal(value(families, 'llmc_upstream_attempts_total', { route, result: 'retried' }), 1);
     assert.equal(value(families, 'llmc_upstream_attempts_total', { route, result: '529' }), 1);
     assert.equal(value(families, 'llmc_upstream_errors_total', { route, type: 'overloaded_error' }), 1);

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import type { ChatCompletionChunk, ChatCompletionMessageParam, ChatCompletionTool } from 'openai/resources/chat/completions';
+import type {
+  ChatCompletionChunk,
+  ChatCompletionMessageParam,
+  ChatCompletionTool,
+} from 'openai/resources/chat/completions';
 import { requestLogOf, SECRET_KEY, startHarness, type Harness } from '../helpers/harness.ts';
 import { closedWithin, upstreamRequest } from '../helpers/wait.ts';
 
@@ -12,8 +16,16 @@ interface OpenAIErrorJson {
   error: { message: string; type: string; param: string | null; code: string };
 }
 
-function post(url: string, body: unknown, headers: Record<string, string> = { 'content-type': 'application/json' }): Promise<Response> {
-  return fetch(`${url}/v1/chat/completions`, { method: 'POST', headers, body: typeof body === 'string' ? body : JSON.stringify(body) });
+function post(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+): Promise<Response> {
+  return fetch(`${url}/v1/chat/completions`, {
+    method: 'POST',
+    headers,
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
 }
 
 /** The `data:` payloads of an OpenAI-style SSE body, in order. */
@@ -32,7 +44,11 @@ function upstreamJson(h: Harness, n = 0): Record<string, unknown> {
 
 const WEATHER_TOOL: ChatCompletionTool = {
   type: 'function',
-  function: { name: 'get_weather', description: 'Current weather', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+  function: {
+    name: 'get_weather',
+    description: 'Current weather',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
 };
 
 describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK', () => {
@@ -50,11 +66,24 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
   });
 
   it('answers a non-streamed request with a chat.completion, usage with cached tokens', async () => {
-    h.fake.queue({ kind: 'message', deltas: ['Hello', ' world'], usage: { input_tokens: 10, output_tokens: 2, cache_read_input_tokens: 5, cache_creation_input_tokens: 3 } });
+    h.fake.queue({
+      kind: 'message',
+      deltas: ['Hello', ' world'],
+      usage: {
+        input_tokens: 10,
+        output_tokens: 2,
+        cache_read_input_tokens: 5,
+        cache_creation_input_tokens: 3,
+      },
+    });
     const completion = await client.chat.completions.create(
       {
         model: MODEL,
-        messages: [{ role: 'system', content: 'Be terse.' }, { role: 'developer', content: 'No emoji.' }, ...HI],
+        messages: [
+          { role: 'system', content: 'Be terse.' },
+          { role: 'developer', content: 'No emoji.' },
+          ...HI,
+        ],
         max_completion_tokens: 77,
         temperature: 1.5,
         stop: 'END',
@@ -65,8 +94,20 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     assert.equal(completion.object, 'chat.completion');
     assert.equal(completion.model, MODEL);
     assert.match(completion.id, /^msg_fake_/);
-    assert.deepEqual(completion.choices, [{ index: 0, message: { role: 'assistant', content: 'Hello world', refusal: null }, logprobs: null, finish_reason: 'stop' }]);
-    assert.deepEqual(completion.usage, { prompt_tokens: 18, completion_tokens: 2, total_tokens: 20, prompt_tokens_details: { cached_tokens: 5 } });
+    assert.deepEqual(completion.choices, [
+      {
+        index: 0,
+        message: { role: 'assistant', content: 'Hello world', refusal: null },
+        logprobs: null,
+        finish_reason: 'stop',
+      },
+    ]);
+    assert.deepEqual(completion.usage, {
+      prompt_tokens: 18,
+      completion_tokens: 2,
+      total_tokens: 20,
+      prompt_tokens_details: { cached_tokens: 5 },
+    });
     const sent = h.fake.requests[0];
     assert.ok(sent);
     assert.equal(sent.headers['x-api-key'], SECRET_KEY);
@@ -90,8 +131,17 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
   });
 
   it('streams chunks: role first, content pieces, finish_reason, the include_usage chunk', async () => {
-    h.fake.queue({ kind: 'message', deltas: ['Bonjour', ', ', 'monde 🌍'], usage: { input_tokens: 7, output_tokens: 3, cache_read_input_tokens: 4 } });
-    const stream = await client.chat.completions.create({ model: MODEL, messages: HI, stream: true, stream_options: { include_usage: true } });
+    h.fake.queue({
+      kind: 'message',
+      deltas: ['Bonjour', ', ', 'monde 🌍'],
+      usage: { input_tokens: 7, output_tokens: 3, cache_read_input_tokens: 4 },
+    });
+    const stream = await client.chat.completions.create({
+      model: MODEL,
+      messages: HI,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     const chunks: ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
     assert.deepEqual(chunks[0]?.choices[0]?.delta, { role: 'assistant', content: '' });
@@ -99,7 +149,12 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     assert.ok(chunks.every((c) => c.id === chunks[0]?.id));
     assert.equal(chunks.at(-2)?.choices[0]?.finish_reason, 'stop');
     assert.deepEqual(chunks.at(-1)?.choices, []);
-    assert.deepEqual(chunks.at(-1)?.usage, { prompt_tokens: 11, completion_tokens: 3, total_tokens: 14, prompt_tokens_details: { cached_tokens: 4 } });
+    assert.deepEqual(chunks.at(-1)?.usage, {
+      prompt_tokens: 11,
+      completion_tokens: 3,
+      total_tokens: 14,
+      prompt_tokens_details: { cached_tokens: 4 },
+    });
     assert.equal(upstreamJson(h).stream, true);
   });
 
@@ -128,7 +183,12 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
       ],
     });
     const messages: ChatCompletionMessageParam[] = [{ role: 'user', content: 'Weather in Paris?' }];
-    const stream = client.chat.completions.stream({ model: MODEL, messages, tools: [WEATHER_TOOL], tool_choice: 'auto' });
+    const stream = client.chat.completions.stream({
+      model: MODEL,
+      messages,
+      tools: [WEATHER_TOOL],
+      tool_choice: 'auto',
+    });
     let argumentPieces = 0;
     stream.on('chunk', (chunk) => {
       if (chunk.choices[0]?.delta.tool_calls?.[0]?.function?.arguments) argumentPieces++;
@@ -144,14 +204,20 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     assert.equal(call.function.name, 'get_weather');
     assert.deepEqual(JSON.parse(call.function.arguments), { city: 'Paris (France)' });
     const first = upstreamJson(h, 0);
-    assert.deepEqual(first.tools, [{ name: 'get_weather', description: 'Current weather', input_schema: WEATHER_TOOL.function.parameters }]);
+    assert.deepEqual(first.tools, [
+      { name: 'get_weather', description: 'Current weather', input_schema: WEATHER_TOOL.function.parameters },
+    ]);
     assert.deepEqual(first.tool_choice, { type: 'auto' });
 
     h.fake.queue({ kind: 'message', deltas: ['It is 18 °C.'] });
     const answer = await client.chat.completions.create({
       model: MODEL,
       tools: [WEATHER_TOOL],
-      messages: [...messages, choice.message, { role: 'tool', tool_call_id: call.id, content: '{"temp_c": 18}' }],
+      messages: [
+        ...messages,
+        choice.message,
+        { role: 'tool', tool_call_id: call.id, content: '{"temp_c": 18}' },
+      ],
     });
     assert.equal(answer.choices[0]?.message.content, 'It is 18 °C.');
     assert.deepEqual((upstreamJson(h, 1).messages as unknown[]).slice(1), [
@@ -162,13 +228,26 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
           { type: 'tool_use', id: 'toolu_w1', name: 'get_weather', input: { city: 'Paris (France)' } },
         ],
       },
-      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_w1', content: '{"temp_c": 18}' }] },
+      {
+        role: 'user',
+        content: [{ type: 'tool_result', tool_use_id: 'toolu_w1', content: '{"temp_c": 18}' }],
+      },
     ]);
   });
 
   it('answers a tool call without streaming too', async () => {
-    h.fake.queue({ kind: 'message', blocks: [{ type: 'tool_use', id: 'toolu_2', name: 'get_weather', inputJson: ['{"city":', ' "Oslo"}'] }], usage: { cache_read_input_tokens: 9 } });
-    const completion = await client.chat.completions.create({ model: MODEL, messages: HI, tools: [WEATHER_TOOL], tool_choice: 'required', parallel_tool_calls: false });
+    h.fake.queue({
+      kind: 'message',
+      blocks: [{ type: 'tool_use', id: 'toolu_2', name: 'get_weather', inputJson: ['{"city":', ' "Oslo"}'] }],
+      usage: { cache_read_input_tokens: 9 },
+    });
+    const completion = await client.chat.completions.create({
+      model: MODEL,
+      messages: HI,
+      tools: [WEATHER_TOOL],
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+    });
     const choice = completion.choices[0];
     assert.ok(choice);
     assert.equal(choice.message.content, null);
@@ -183,26 +262,50 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
   it('sends image parts upstream as image blocks', async () => {
     await client.chat.completions.create({
       model: MODEL,
-      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } }] }],
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'What is this?' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo=' } },
+          ],
+        },
+      ],
     });
     assert.deepEqual(upstreamJson(h).messages, [
-      { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } }] },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'What is this?' },
+          { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
+        ],
+      },
     ]);
   });
 
   it('lists ignored fields in x-ignored-fields and leaves them out upstream', async () => {
     const { data, response } = await client.chat.completions
-      .create({ model: MODEL, messages: HI, presence_penalty: 0.5, logprobs: false, store: false, prompt_cache_key: 'k' })
+      .create({
+        model: MODEL,
+        messages: HI,
+        presence_penalty: 0.5,
+        logprobs: false,
+        store: false,
+        prompt_cache_key: 'k',
+      })
       .withResponse();
     assert.equal(data.object, 'chat.completion');
-    assert.equal(response.headers.get('x-ignored-fields'), 'presence_penalty, logprobs, store, prompt_cache_key');
+    assert.equal(
+      response.headers.get('x-ignored-fields'),
+      'presence_penalty, logprobs, store, prompt_cache_key',
+    );
     assert.deepEqual(Object.keys(upstreamJson(h)).sort(), ['max_tokens', 'messages', 'model', 'stream']);
     const streamed = await post(h.url, { model: MODEL, messages: HI, stream: true, seed: 1 });
     assert.equal(streamed.headers.get('x-ignored-fields'), 'seed');
     await streamed.text();
   });
 
-  it('400 for n: 2, in OpenAI\'s error shape, without calling the upstream', async () => {
+  it("400 for n: 2, in OpenAI's error shape, without calling the upstream", async () => {
     const error = await client.chat.completions.create({ model: MODEL, messages: HI, n: 2 }).then(
       () => assert.fail('no error'),
       (e: unknown) => e,
@@ -216,7 +319,7 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     assert.equal(h.fake.requests.length, 0);
   });
 
-  it('renders the framework\'s own errors in OpenAI\'s shape too', async () => {
+  it("renders the framework's own errors in OpenAI's shape too", async () => {
     const cases: [string, Response, number][] = [
       ['bad JSON', await post(h.url, '{"messages": '), 400],
       ['missing messages', await post(h.url, { model: MODEL }), 400],
@@ -233,9 +336,11 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     assert.equal(h.fake.requests.length, 0);
   });
 
-  it('upstream 429 → RateLimitError with Retry-After; the retries are the service\'s only', async () => {
+  it("upstream 429 → RateLimitError with Retry-After; the retries are the service's only", async () => {
     h.fake.setScenario(() => ({ kind: 'error', status: 429, retryAfterMs: '10' }));
-    const error = await client.chat.completions.create({ model: MODEL, messages: HI }).catch((e: unknown) => e);
+    const error = await client.chat.completions
+      .create({ model: MODEL, messages: HI })
+      .catch((e: unknown) => e);
     assert.ok(error instanceof OpenAI.RateLimitError);
     assert.equal(error.code, 'rate_limit_error');
     assert.equal(error.headers.get('x-should-retry'), 'false');
@@ -245,7 +350,9 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
 
   it('upstream 529 → InternalServerError (503 overloaded_error), not retried again by the SDK', async () => {
     h.fake.setScenario(() => ({ kind: 'error', status: 529, retryAfterMs: '10' }));
-    const error = await client.chat.completions.create({ model: MODEL, messages: HI, stream: true }).catch((e: unknown) => e);
+    const error = await client.chat.completions
+      .create({ model: MODEL, messages: HI, stream: true })
+      .catch((e: unknown) => e);
     assert.ok(error instanceof OpenAI.InternalServerError);
     assert.equal(error.status, 503);
     assert.equal(error.type, 'server_error');
@@ -253,9 +360,11 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     assert.equal(h.fake.requests.length, 3);
   });
 
-  it('upstream 401 → 502 naming the service\'s credentials; one upstream call in all', async () => {
+  it("upstream 401 → 502 naming the service's credentials; one upstream call in all", async () => {
     h.fake.queue({ kind: 'error', status: 401, message: `bad key ${SECRET_KEY}` });
-    const error = await client.chat.completions.create({ model: MODEL, messages: HI }).catch((e: unknown) => e);
+    const error = await client.chat.completions
+      .create({ model: MODEL, messages: HI })
+      .catch((e: unknown) => e);
     assert.ok(error instanceof OpenAI.InternalServerError);
     assert.equal(error.status, 502);
     assert.equal(error.type, 'authentication_error');
@@ -265,8 +374,12 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     assert.equal(h.fake.requests.length, 1);
   });
 
-  it('a mid-stream upstream failure makes the SDK\'s iteration throw; the raw stream has no [DONE]', async () => {
-    h.fake.queue({ kind: 'message', deltas: ['one ', 'two ', 'three'], fault: { type: 'error', afterDeltas: 2, errorType: 'overloaded_error', message: 'Overloaded' } });
+  it("a mid-stream upstream failure makes the SDK's iteration throw; the raw stream has no [DONE]", async () => {
+    h.fake.queue({
+      kind: 'message',
+      deltas: ['one ', 'two ', 'three'],
+      fault: { type: 'error', afterDeltas: 2, errorType: 'overloaded_error', message: 'Overloaded' },
+    });
     const stream = await client.chat.completions.create({ model: MODEL, messages: HI, stream: true });
     let text = '';
     const error = await (async () => {
@@ -285,7 +398,7 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     assert.ok(raw.every((l) => !l.includes('"finish_reason":"stop"')));
   });
 
-  it('a broken answer to a non-streamed request → 502 in OpenAI\'s shape, never a partial completion', async () => {
+  it("a broken answer to a non-streamed request → 502 in OpenAI's shape, never a partial completion", async () => {
     h.fake.queue({ kind: 'message', deltas: ['a ', 'b'], fault: { type: 'truncate', afterDeltas: 1 } });
     const res = await post(h.url, { model: MODEL, messages: HI });
     assert.equal(res.status, 502);
@@ -294,9 +407,16 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
   });
 
   it('closes the upstream request when the client aborts through the SDK', async () => {
-    h.fake.queue({ kind: 'message', deltas: Array.from({ length: 50 }, (_, i) => `w${i} `), deltaDelayMs: 50 });
+    h.fake.queue({
+      kind: 'message',
+      deltas: Array.from({ length: 50 }, (_, i) => `w${i} `),
+      deltaDelayMs: 50,
+    });
     const controller = new AbortController();
-    const stream = await client.chat.completions.create({ model: MODEL, messages: HI, stream: true }, { signal: controller.signal });
+    const stream = await client.chat.completions.create(
+      { model: MODEL, messages: HI, stream: true },
+      { signal: controller.signal },
+    );
     let seen = 0;
     // The SDK ends the iteration quietly when its signal aborts (after the chunks it had already read:
     // on a busy machine the next delta can arrive in the same read).
@@ -309,9 +429,15 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
   });
 
   it('closes the upstream request when a non-streamed request is aborted', async () => {
-    h.fake.queue({ kind: 'message', deltas: Array.from({ length: 50 }, (_, i) => `w${i} `), deltaDelayMs: 50 });
+    h.fake.queue({
+      kind: 'message',
+      deltas: Array.from({ length: 50 }, (_, i) => `w${i} `),
+      deltaDelayMs: 50,
+    });
     const controller = new AbortController();
-    const pending = client.chat.completions.create({ model: MODEL, messages: HI }, { signal: controller.signal }).catch((e: unknown) => e);
+    const pending = client.chat.completions
+      .create({ model: MODEL, messages: HI }, { signal: controller.signal })
+      .catch((e: unknown) => e);
     const answering = await upstreamRequest(h.fake);
     controller.abort();
     assert.ok((await pending) instanceof OpenAI.APIUserAbortError);
@@ -321,7 +447,11 @@ describe('OpenAI-compatible /v1/chat/completions, with the official openai SDK',
     const models = await client.models.list();
     const ids = models.data.map((m) => m.id);
     assert.ok(ids.includes('claude-sonnet-5'), ids.join(','));
-    assert.ok(models.data.every((m) => (m.object as string) === 'model' && m.owned_by === 'anthropic' && m.created > 0));
+    assert.ok(
+      models.data.every(
+        (m) => (m.object as string) === 'model' && m.owned_by === 'anthropic' && m.created > 0,
+      ),
+    );
     const one = await client.models.retrieve('claude-opus-5');
     assert.deepEqual([one.id, one.object], ['claude-opus-5', 'model']);
   });

@@ -21,15 +21,26 @@ async function expectError(res: Response, status: number, type: string): Promise
 }
 
 /** Sends raw bytes, since fetch cannot send invalid UTF-8 as it is. */
-function rawPost(url: string, body: Buffer, contentType: string): Promise<{ status: number; body: Envelope }> {
+function rawPost(
+  url: string,
+  body: Buffer,
+  contentType: string,
+): Promise<{ status: number; body: Envelope }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(`${url}/llm/query`, { method: 'POST', headers: { 'content-type': contentType } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        resolve({ status: res.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) as Envelope });
-      });
-    });
+    const req = httpRequest(
+      `${url}/llm/query`,
+      { method: 'POST', headers: { 'content-type': contentType } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          resolve({
+            status: res.statusCode ?? 0,
+            body: JSON.parse(Buffer.concat(chunks).toString()) as Envelope,
+          });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -72,7 +83,11 @@ describe('client errors never reach the upstream', () => {
   }
 
   it('400 for a body that is not UTF-8', async () => {
-    const res = await rawPost(h.url, Buffer.from([0x7b, 0x22, 0x70, 0x72, 0x6f, 0x6d, 0x70, 0x74, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]), 'application/json');
+    const res = await rawPost(
+      h.url,
+      Buffer.from([0x7b, 0x22, 0x70, 0x72, 0x6f, 0x6d, 0x70, 0x74, 0x22, 0x3a, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
+      'application/json',
+    );
     assert.equal(res.status, 400);
     assert.equal(res.body.error.type, 'invalid_request_error');
     assert.match(res.body.error.message, /UTF-8/);
@@ -83,8 +98,16 @@ describe('client errors never reach the upstream', () => {
   });
 
   it('415 for a body that is not application/json', async () => {
-    await expectError(await query(h.url, 'prompt=hi', { headers: { 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
-    await expectError(await query(h.url, 'prompt=hi', { headers: { 'content-type': 'application/x-www-form-urlencoded' } }), 415, 'unsupported_media_type');
+    await expectError(
+      await query(h.url, 'prompt=hi', { headers: { 'content-type': 'text/plain' } }),
+      415,
+      'unsupported_media_type',
+    );
+    await expectError(
+      await query(h.url, 'prompt=hi', { headers: { 'content-type': 'application/x-www-form-urlencoded' } }),
+      415,
+      'unsupported_media_type',
+    );
   });
 
   it('405 with Allow for a wrong method, 404 for an unknown path', async () => {
@@ -112,14 +135,22 @@ describe('upstream errors get honest statuses', () => {
   });
 
   it('upstream 404 for an unknown model → 400', async () => {
-    const body = await expectError(await query(h.url, { prompt: 'a', model: 'claude-does-not-exist' }), 400, 'invalid_request_error');
+    const body = await expectError(
+      await query(h.url, { prompt: 'a', model: 'claude-does-not-exist' }),
+      400,
+      'invalid_request_error',
+    );
     assert.match(body.error.message, /claude-does-not-exist/);
   });
 
   for (const status of [401, 403]) {
     it(`upstream ${status} → 502 naming the service's credentials, never the key`, async () => {
       h.fake.queue({ kind: 'error', status, message: `bad key ${SECRET_KEY}` });
-      const body = await expectError(await query(h.url, { prompt: 'a' }), 502, 'upstream_authentication_error');
+      const body = await expectError(
+        await query(h.url, { prompt: 'a' }),
+        502,
+        'upstream_authentication_error',
+      );
       assert.match(body.error.message, /credentials/);
     });
   }

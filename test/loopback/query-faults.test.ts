@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { deltaText, parseSse, query, requestLogOf, startHarness, withRequestId, type Harness } from '../helpers/harness.ts';
+import {
+  deltaText,
+  parseSse,
+  query,
+  requestLogOf,
+  startHarness,
+  withRequestId,
+  type Harness,
+} from '../helpers/harness.ts';
 import { closedWithin, upstreamRequest } from '../helpers/wait.ts';
 
 describe('retries before the first byte', () => {
@@ -15,7 +23,11 @@ describe('retries before the first byte', () => {
   });
 
   it('retries 529 and 429 until success, waiting what the upstream asks', async () => {
-    h.fake.queue({ kind: 'error', status: 529, retryAfterMs: '200' }, { kind: 'error', status: 429, retryAfter: '0.3' }, { kind: 'message', deltas: ['ok'] });
+    h.fake.queue(
+      { kind: 'error', status: 529, retryAfterMs: '200' },
+      { kind: 'error', status: 429, retryAfter: '0.3' },
+      { kind: 'message', deltas: ['ok'] },
+    );
     const res = await query(h.url, { prompt: 'a' }, withRequestId('retried-3'));
     assert.equal(res.status, 200);
     assert.equal(deltaText(parseSse(await res.text())), 'ok');
@@ -55,7 +67,10 @@ describe('retries before the first byte', () => {
     assert.equal((await query(h.url, { prompt: 'a' })).status, 503);
     assert.equal(h.fake.requests.length, 1);
     h.fake.reset();
-    h.fake.queue({ kind: 'error', status: 409, shouldRetry: true, retryAfterMs: '10' }, { kind: 'message', deltas: ['x'] });
+    h.fake.queue(
+      { kind: 'error', status: 409, shouldRetry: true, retryAfterMs: '10' },
+      { kind: 'message', deltas: ['x'] },
+    );
     assert.equal((await query(h.url, { prompt: 'a', stream: false })).status, 200);
     assert.equal(h.fake.requests.length, 2);
   });
@@ -98,7 +113,11 @@ describe('failures after the stream has begun end with an error event, never don
   });
 
   const cases = [
-    ['a mid-stream error event', { type: 'error', afterDeltas: 2, errorType: 'overloaded_error', message: 'Overloaded' }, 'overloaded_error'],
+    [
+      'a mid-stream error event',
+      { type: 'error', afterDeltas: 2, errorType: 'overloaded_error', message: 'Overloaded' },
+      'overloaded_error',
+    ],
     ['a stall past the read timeout', { type: 'stall', afterDeltas: 2 }, 'upstream_timeout'],
     ['a cut connection', { type: 'cut', afterDeltas: 2 }, 'stream_incomplete'],
     ['a stream that ends without message_stop', { type: 'truncate', afterDeltas: 2 }, 'stream_incomplete'],
@@ -110,7 +129,10 @@ describe('failures after the stream has begun end with an error event, never don
       const res = await query(h.url, { prompt: 'a' });
       assert.equal(res.status, 200);
       const events = parseSse(await res.text());
-      assert.deepEqual(events.map((e) => e.event), ['start', 'delta', 'delta', 'error']);
+      assert.deepEqual(
+        events.map((e) => e.event),
+        ['start', 'delta', 'delta', 'error'],
+      );
       const error = events.at(-1)?.data as { error: { type: string; message: string }; request_id: string };
       assert.equal(error.error.type, type);
       assert.equal(error.request_id, res.headers.get('x-request-id'));
@@ -143,7 +165,11 @@ describe('a client that goes away aborts the upstream request at once', () => {
   });
 
   it('mid-stream', async () => {
-    h.fake.queue({ kind: 'message', deltas: Array.from({ length: 50 }, (_, i) => `w${i} `), deltaDelayMs: 50 });
+    h.fake.queue({
+      kind: 'message',
+      deltas: Array.from({ length: 50 }, (_, i) => `w${i} `),
+      deltaDelayMs: 50,
+    });
     const controller = new AbortController();
     const res = await query(h.url, { prompt: 'a' }, { signal: controller.signal });
     const reader = res.body?.getReader();
@@ -165,9 +191,15 @@ describe('a client that goes away aborts the upstream request at once', () => {
   it('during a retry wait: no further attempt is made', async () => {
     h.fake.setScenario(() => ({ kind: 'error', status: 529, retryAfter: '2' }));
     const controller = new AbortController();
-    const pending = query(h.url, { prompt: 'a' }, withRequestId('gone-in-retry-wait', { signal: controller.signal })).catch(() => undefined);
+    const pending = query(
+      h.url,
+      { prompt: 'a' },
+      withRequestId('gone-in-retry-wait', { signal: controller.signal }),
+    ).catch(() => undefined);
     // The 529 has been answered in full: the service is now waiting 2 s before its retry.
-    await (await upstreamRequest(h.fake)).closed;
+    await (
+      await upstreamRequest(h.fake)
+    ).closed;
     controller.abort();
     await pending;
     // Written once the handler has returned: a retry would have been made (and counted) before it.
@@ -178,9 +210,15 @@ describe('a client that goes away aborts the upstream request at once', () => {
   });
 
   it('on a "stream": false request', async () => {
-    h.fake.queue({ kind: 'message', deltas: Array.from({ length: 50 }, (_, i) => `w${i} `), deltaDelayMs: 50 });
+    h.fake.queue({
+      kind: 'message',
+      deltas: Array.from({ length: 50 }, (_, i) => `w${i} `),
+      deltaDelayMs: 50,
+    });
     const controller = new AbortController();
-    const pending = query(h.url, { prompt: 'a', stream: false }, { signal: controller.signal }).catch(() => undefined);
+    const pending = query(h.url, { prompt: 'a', stream: false }, { signal: controller.signal }).catch(
+      () => undefined,
+    );
     const answering = await upstreamRequest(h.fake);
     controller.abort();
     await pending;

@@ -1,7 +1,17 @@
 import assert from 'node:assert/strict';
 import { request as httpRequest } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { deltaText, parseSse, query, requestLogOf, requestLogs, SECRET_KEY, startHarness, withRequestId, type Harness } from '../helpers/harness.ts';
+import {
+  deltaText,
+  parseSse,
+  query,
+  requestLogOf,
+  requestLogs,
+  SECRET_KEY,
+  startHarness,
+  withRequestId,
+  type Harness,
+} from '../helpers/harness.ts';
 
 describe('POST /llm/query streaming', () => {
   let h: Harness;
@@ -14,27 +24,53 @@ describe('POST /llm/query streaming', () => {
   });
 
   it('streams start, deltas in order, then done with usage and stop reason', async () => {
-    h.fake.queue({ kind: 'message', deltas: ['Hel', 'lo ', 'wörld 🌍', ' "q"\n'], usage: { input_tokens: 12, output_tokens: 4, cache_read_input_tokens: 3 } });
+    h.fake.queue({
+      kind: 'message',
+      deltas: ['Hel', 'lo ', 'wörld 🌍', ' "q"\n'],
+      usage: { input_tokens: 12, output_tokens: 4, cache_read_input_tokens: 3 },
+    });
     const res = await query(h.url, { prompt: 'Say hello' });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     const requestId = res.headers.get('x-request-id');
     assert.ok(requestId);
     const events = parseSse(await res.text());
-    assert.deepEqual(events.map((e) => e.event), ['start', 'delta', 'delta', 'delta', 'delta', 'done']);
+    assert.deepEqual(
+      events.map((e) => e.event),
+      ['start', 'delta', 'delta', 'delta', 'delta', 'done'],
+    );
     assert.deepEqual(events[0]?.data, { id: requestId, model: 'claude-sonnet-5' });
     assert.equal(deltaText(events), 'Hello wörld 🌍 "q"\n');
     assert.deepEqual(events.at(-1)?.data, {
       stop_reason: 'end_turn',
-      usage: { input_tokens: 12, output_tokens: 4, cache_creation_input_tokens: 0, cache_read_input_tokens: 3 },
+      usage: {
+        input_tokens: 12,
+        output_tokens: 4,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 3,
+      },
     });
   });
 
-  it('sends the documented upstream request with the service key, never the client\'s', async () => {
+  it("sends the documented upstream request with the service key, never the client's", async () => {
     const res = await query(
       h.url,
-      { prompt: 'Hi', system: 'terse', model: 'claude-haiku-4-5', max_tokens: 7, temperature: 0.2, top_k: 5, stop_sequences: ['END'] },
-      { headers: { 'content-type': 'application/json', 'x-api-key': 'client-key', authorization: 'Bearer client' } },
+      {
+        prompt: 'Hi',
+        system: 'terse',
+        model: 'claude-haiku-4-5',
+        max_tokens: 7,
+        temperature: 0.2,
+        top_k: 5,
+        stop_sequences: ['END'],
+      },
+      {
+        headers: {
+          'content-type': 'application/json',
+          'x-api-key': 'client-key',
+          authorization: 'Bearer client',
+        },
+      },
     );
     await res.text();
     const [received] = h.fake.requests;
@@ -56,7 +92,11 @@ describe('POST /llm/query streaming', () => {
   });
 
   it('relays each delta as it arrives, long before the upstream has finished', async () => {
-    h.fake.queue({ kind: 'message', deltas: ['first ', 'second ', 'third ', 'fourth ', 'fifth'], deltaDelayMs: 150 });
+    h.fake.queue({
+      kind: 'message',
+      deltas: ['first ', 'second ', 'third ', 'fourth ', 'fifth'],
+      deltaDelayMs: 150,
+    });
     const started = performance.now();
     const res = await query(h.url, { prompt: 'slow' });
     assert.ok(res.body);
@@ -74,22 +114,32 @@ describe('POST /llm/query streaming', () => {
 
   it('holds the answer for a client that stops reading, then delivers it whole and in order', async () => {
     // ~24 MiB: more than the loopback socket buffers hold, so the service must wait for the client.
-    const deltas = Array.from({ length: 384 }, (_, i) => `${String(i).padStart(4, '0')}:${'é'.repeat(32 * 1024)}|`);
+    const deltas = Array.from(
+      { length: 384 },
+      (_, i) => `${String(i).padStart(4, '0')}:${'é'.repeat(32 * 1024)}|`,
+    );
     h.fake.queue({ kind: 'message', deltas });
     const body = JSON.stringify({ prompt: 'a lot' });
     const { text, pausedMs } = await new Promise<{ text: string; pausedMs: number }>((resolve, reject) => {
-      const req = httpRequest(`${h.url}/llm/query`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
-        res.pause();
-        const pausedAt = performance.now();
-        setTimeout(() => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            resolve({ text: Buffer.concat(chunks).toString('utf8'), pausedMs: performance.now() - pausedAt });
-          });
-          res.resume();
-        }, 1000);
-      });
+      const req = httpRequest(
+        `${h.url}/llm/query`,
+        { method: 'POST', headers: { 'content-type': 'application/json' } },
+        (res) => {
+          res.pause();
+          const pausedAt = performance.now();
+          setTimeout(() => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              resolve({
+                text: Buffer.concat(chunks).toString('utf8'),
+                pausedMs: performance.now() - pausedAt,
+              });
+            });
+            res.resume();
+          }, 1000);
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -101,7 +151,12 @@ describe('POST /llm/query streaming', () => {
   });
 
   it('answers one JSON object with "stream": false', async () => {
-    h.fake.queue({ kind: 'message', deltas: ['Four', '.'], stopReason: 'end_turn', usage: { input_tokens: 3, output_tokens: 2 } });
+    h.fake.queue({
+      kind: 'message',
+      deltas: ['Four', '.'],
+      stopReason: 'end_turn',
+      usage: { input_tokens: 3, output_tokens: 2 },
+    });
     const res = await query(h.url, { prompt: '2+2?', stream: false });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
@@ -111,7 +166,12 @@ describe('POST /llm/query streaming', () => {
       model: 'claude-sonnet-5',
       text: 'Four.',
       stop_reason: 'end_turn',
-      usage: { input_tokens: 3, output_tokens: 2, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+      usage: {
+        input_tokens: 3,
+        output_tokens: 2,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 0,
+      },
     });
   });
 
@@ -127,10 +187,18 @@ describe('POST /llm/query streaming', () => {
   });
 
   it('keeps a sane client X-Request-ID and replaces an insane one', async () => {
-    const kept = await query(h.url, { prompt: 'a', stream: false }, { headers: { 'content-type': 'application/json', 'x-request-id': 'trace-42.a' } });
+    const kept = await query(
+      h.url,
+      { prompt: 'a', stream: false },
+      { headers: { 'content-type': 'application/json', 'x-request-id': 'trace-42.a' } },
+    );
     assert.equal(kept.headers.get('x-request-id'), 'trace-42.a');
     await kept.text();
-    const replaced = await query(h.url, { prompt: 'a', stream: false }, { headers: { 'content-type': 'application/json', 'x-request-id': 'bad id with spaces' } });
+    const replaced = await query(
+      h.url,
+      { prompt: 'a', stream: false },
+      { headers: { 'content-type': 'application/json', 'x-request-id': 'bad id with spaces' } },
+    );
     assert.notEqual(replaced.headers.get('x-request-id'), 'bad id with spaces');
     assert.match(replaced.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/);
     await replaced.text();

@@ -34,8 +34,14 @@ describe('refusal to listen unprotected beyond loopback', () => {
   it('the same for --host, for IPv6 and for ALLOW_UNAUTHENTICATED other than true', async () => {
     assert.match(await expectRefusal({}, ['--host', '0.0.0.0']), /refusing to listen on 0\.0\.0\.0/);
     assert.match(await expectRefusal({ HOST: '::' }), /refusing to listen on ::/);
-    assert.match(await expectRefusal({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'false' }), /ALLOW_UNAUTHENTICATED/);
-    assert.match(await expectRefusal({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'yes' }), /ALLOW_UNAUTHENTICATED/);
+    assert.match(
+      await expectRefusal({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'false' }),
+      /ALLOW_UNAUTHENTICATED/,
+    );
+    assert.match(
+      await expectRefusal({ HOST: '0.0.0.0', ALLOW_UNAUTHENTICATED: 'yes' }),
+      /ALLOW_UNAUTHENTICATED/,
+    );
   });
 
   it('with ALLOW_UNAUTHENTICATED=true it starts, and serves without a key', async () => {
@@ -116,7 +122,11 @@ describe('/readyz and draining (SIGTERM) of a real server process', () => {
       assert.equal(ready.status, 200);
       assert.deepEqual(JSON.parse(ready.body), { status: 'ready' });
 
-      fake.queue({ kind: 'message', deltas: Array.from({ length: 10 }, (_, i) => `w${i} `), deltaDelayMs: 100 });
+      fake.queue({
+        kind: 'message',
+        deltas: Array.from({ length: 10 }, (_, i) => `w${i} `),
+        deltaDelayMs: 100,
+      });
       const open = await ask(service.url, 'query', { headers: bearer(KEY) });
       assert.equal(open.status, 200);
       const answer = open.text();
@@ -145,7 +155,9 @@ describe('/readyz and draining (SIGTERM) of a real server process', () => {
       assert.equal(exit.code, 0, exit.stderr);
       const lines = service.logLines().filter((line) => line.msg === 'request');
       assert.deepEqual(
-        lines.filter((line) => line.route === '/llm/query').map((line) => [line.status, line.outcome, line.key]),
+        lines
+          .filter((line) => line.route === '/llm/query')
+          .map((line) => [line.status, line.outcome, line.key]),
         [[200, 'ok', 'ops']],
       );
     } finally {

@@ -17,8 +17,18 @@ interface Exit {
   stderr: string;
 }
 
-function run(command: string, args: string[], env: Record<string, string>, detached = false): { child: ChildProcess; exit: Promise<Exit> } {
-  const child = spawn(command, args, { cwd: root, env: { ...BASE_ENV, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached });
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  detached = false,
+): { child: ChildProcess; exit: Promise<Exit> } {
+  const child = spawn(command, args, {
+    cwd: root,
+    env: { ...BASE_ENV, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached,
+  });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -32,7 +42,11 @@ function serviceError(stderr: string): string[] {
   return stderr.split('\n').filter((l) => l.startsWith('error: '));
 }
 
-async function expectStartupError(env: Record<string, string>, pattern: RegExp, args: string[] = []): Promise<void> {
+async function expectStartupError(
+  env: Record<string, string>,
+  pattern: RegExp,
+  args: string[] = [],
+): Promise<void> {
   const { exit } = run('npm', ['start', '--silent', '--', ...args], env);
   const result = await exit;
   assert.notEqual(result.code, 0);
@@ -58,7 +72,10 @@ function listening(child: ChildProcess, exit: Promise<Exit>): Promise<{ url: str
 }
 
 /** Starts the service and resolves with its URL once it logs that it listens. */
-async function startService(args: string[], env: Record<string, string> = {}): Promise<{ child: ChildProcess; url: string; exit: Promise<Exit>; readyMs: number }> {
+async function startService(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ child: ChildProcess; url: string; exit: Promise<Exit>; readyMs: number }> {
   const started = performance.now();
   const { child, exit } = run('node', ['dist/server.js', ...args], env);
   const { url } = await listening(child, exit);
@@ -66,7 +83,9 @@ async function startService(args: string[], env: Record<string, string> = {}): P
 }
 
 /** `npm start -- --mock --port 0`, as a user or a process manager runs it; `detached` makes npm lead its own process group. */
-async function startThroughNpm(detached: boolean): Promise<{ child: ChildProcess; url: string; pid: number; exit: Promise<Exit> }> {
+async function startThroughNpm(
+  detached: boolean,
+): Promise<{ child: ChildProcess; url: string; pid: number; exit: Promise<Exit> }> {
   const { child, exit } = run('npm', ['start', '--', '--mock', '--port', '0'], {}, detached);
   return { child, exit, ...(await listening(child, exit)) };
 }
@@ -87,7 +106,10 @@ describe('start-up, as a new user runs it', () => {
 
   it('names the variable of an invalid setting', async () => {
     await expectStartupError({ ANTHROPIC_API_KEY: 'k', PORT: 'abc' }, /^error: PORT /);
-    await expectStartupError({ ANTHROPIC_API_KEY: 'k', UPSTREAM_READ_TIMEOUT: '-5' }, /^error: UPSTREAM_READ_TIMEOUT /);
+    await expectStartupError(
+      { ANTHROPIC_API_KEY: 'k', UPSTREAM_READ_TIMEOUT: '-5' },
+      /^error: UPSTREAM_READ_TIMEOUT /,
+    );
     await expectStartupError({ ANTHROPIC_API_KEY: 'k' }, /--bogus/, ['--bogus']);
   });
 
@@ -141,7 +163,11 @@ describe('start-up, as a new user runs it', () => {
       const events = parseSse(await res.text());
       assert.equal(events.at(-1)?.event, 'done', 'the open stream was cut instead of drained');
       const exit = await service.exit;
-      assert.match(exit.stdout, /"signal":"SIGTERM"[^\n]*"msg":"draining/, 'the service never saw the SIGTERM sent to npm');
+      assert.match(
+        exit.stdout,
+        /"signal":"SIGTERM"[^\n]*"msg":"draining/,
+        'the service never saw the SIGTERM sent to npm',
+      );
       assert.equal(exit.code, 0, exit.stderr);
       assert.equal(isRunning(service.pid), false, 'the service outlived npm');
       await assert.rejects(query(service.url, { prompt: 'too late' }));
@@ -171,7 +197,9 @@ describe('start-up, as a new user runs it', () => {
 
   it('on SIGTERM closes a connection that never sent a request at once, without waiting for the open answer', async () => {
     const service = await startService(['--mock', '--port', '0']);
-    const res = await query(service.url, { prompt: 'a question long enough to make the paced, simulated answer last a while '.repeat(3) });
+    const res = await query(service.url, {
+      prompt: 'a question long enough to make the paced, simulated answer last a while '.repeat(3),
+    });
     assert.equal(res.status, 200);
     // Clients (undici after an abort, for one) open connections ahead of time and may never use them.
     const silent = rawConnection(service.url);
@@ -183,8 +211,16 @@ describe('start-up, as a new user runs it', () => {
       return text;
     });
     await silent.closed.then(() => order.push('silent connection closed'));
-    assert.equal(parseSse(await answered).at(-1)?.event, 'done', 'the open stream was cut instead of drained');
-    assert.deepEqual(order, ['silent connection closed', 'answer complete'], 'the silent connection held the drain');
+    assert.equal(
+      parseSse(await answered).at(-1)?.event,
+      'done',
+      'the open stream was cut instead of drained',
+    );
+    assert.deepEqual(
+      order,
+      ['silent connection closed', 'answer complete'],
+      'the silent connection held the drain',
+    );
     assert.equal((await service.exit).code, 0);
   });
 });

@@ -11,7 +11,10 @@ describe('WORKERS and --workers', () => {
     assert.equal(loadConfig({ ...base, WORKERS: '3' }).workers, 3);
     assert.equal(loadConfig({ ...base, WORKERS: '3' }, parseArgs(['--workers', '2'])).workers, 2);
     assert.equal(loadConfig(base, parseArgs(['--workers=4'])).workers, 4);
-    assert.throws(() => loadConfig({ ...base, WORKERS: '0' }), /^ConfigError: WORKERS must be an integer from 1/);
+    assert.throws(
+      () => loadConfig({ ...base, WORKERS: '0' }),
+      /^ConfigError: WORKERS must be an integer from 1/,
+    );
     assert.throws(() => loadConfig(base, parseArgs(['--workers', 'x'])), /--workers must be an integer/);
     assert.throws(() => parseArgs(['--workers']), /--workers needs a value/);
   });
@@ -23,16 +26,21 @@ describe('checkClusterSetup', () => {
     loadConfig({ ANTHROPIC_API_KEY: 'k', ...env }, parseArgs(['--host', host, '--workers', String(workers)]));
   const keys = { SERVICE_API_KEYS: 'alice:alice-key-0123456789abcdef' };
   it('needs REDIS_URL when several workers would each count limits in memory', () => {
-    assert.throws(() => {
-      checkClusterSetup(settings({ RATE_LIMIT_RPM: '10' }, '127.0.0.1', 2));
-    }, (e: unknown) => e instanceof ConfigError && /^2 workers .*REDIS_URL/.test(e.message));
+    assert.throws(
+      () => {
+        checkClusterSetup(settings({ RATE_LIMIT_RPM: '10' }, '127.0.0.1', 2));
+      },
+      (e: unknown) => e instanceof ConfigError && /^2 workers .*REDIS_URL/.test(e.message),
+    );
     assert.throws(() => {
       checkClusterSetup(settings({ ...keys, TOKEN_BUDGET_DAILY: '1000' }, '127.0.0.1', 4));
     }, ConfigError);
   });
 
   it('accepts Redis, one worker, client keys alone, and the per-process upstream cap', () => {
-    checkClusterSetup(settings({ RATE_LIMIT_RPM: '10', REDIS_URL: 'redis://127.0.0.1:6379' }, '127.0.0.1', 2));
+    checkClusterSetup(
+      settings({ RATE_LIMIT_RPM: '10', REDIS_URL: 'redis://127.0.0.1:6379' }, '127.0.0.1', 2),
+    );
     checkClusterSetup(settings({ RATE_LIMIT_RPM: '10' }, '127.0.0.1', 1));
     checkClusterSetup(settings(keys, '127.0.0.1', 2));
     checkClusterSetup(settings({ MAX_UPSTREAM_CONCURRENCY: '8' }, '127.0.0.1', 2));

@@ -29,7 +29,11 @@ describe('config', () => {
   });
 
   it('requires a key unless --mock, naming ANTHROPIC_API_KEY and .env', () => {
-    assert.throws(() => loadConfig({}), (e: unknown) => e instanceof ConfigError && /ANTHROPIC_API_KEY/.test(e.message) && /\.env/.test(e.message));
+    assert.throws(
+      () => loadConfig({}),
+      (e: unknown) =>
+        e instanceof ConfigError && /ANTHROPIC_API_KEY/.test(e.message) && /\.env/.test(e.message),
+    );
     assert.equal(loadConfig({}, { mock: true }).mock, true);
   });
 
@@ -50,15 +54,27 @@ describe('config', () => {
       [{ ANTHROPIC_BASE_URL: 'ftp://x' }, /^ANTHROPIC_BASE_URL /],
     ];
     for (const [env, pattern] of cases) {
-      assert.throws(() => loadConfig({ ...KEY, ...env }), (e: unknown) => e instanceof ConfigError && pattern.test(e.message) && !e.message.includes('\n'), JSON.stringify(env));
+      assert.throws(
+        () => loadConfig({ ...KEY, ...env }),
+        (e: unknown) => e instanceof ConfigError && pattern.test(e.message) && !e.message.includes('\n'),
+        JSON.stringify(env),
+      );
     }
   });
 
   it('accepts the base URL with or without /v1 or a trailing slash', () => {
-    for (const url of ['http://127.0.0.1:9', 'http://127.0.0.1:9/', 'http://127.0.0.1:9/v1', 'http://127.0.0.1:9/v1/']) {
+    for (const url of [
+      'http://127.0.0.1:9',
+      'http://127.0.0.1:9/',
+      'http://127.0.0.1:9/v1',
+      'http://127.0.0.1:9/v1/',
+    ]) {
       assert.deepEqual(parseBaseUrl(url), { origin: 'http://127.0.0.1:9', prefix: '' }, url);
     }
-    assert.deepEqual(parseBaseUrl('https://proxy.example/anthropic/v1'), { origin: 'https://proxy.example', prefix: '/anthropic' });
+    assert.deepEqual(parseBaseUrl('https://proxy.example/anthropic/v1'), {
+      origin: 'https://proxy.example',
+      prefix: '/anthropic',
+    });
   });
 
   it('lets flags override the environment', () => {
@@ -85,7 +101,10 @@ describe('METRICS_REQUIRE_KEY', () => {
     assert.equal(loadConfig(base).metricsRequireKey, false);
     assert.equal(loadConfig({ ...base, METRICS_REQUIRE_KEY: 'true' }).metricsRequireKey, true);
     assert.equal(loadConfig({ ...base, METRICS_REQUIRE_KEY: 'FALSE' }).metricsRequireKey, false);
-    assert.throws(() => loadConfig({ ...base, METRICS_REQUIRE_KEY: 'yes' }), /^ConfigError: METRICS_REQUIRE_KEY must be true or false/);
+    assert.throws(
+      () => loadConfig({ ...base, METRICS_REQUIRE_KEY: 'yes' }),
+      /^ConfigError: METRICS_REQUIRE_KEY must be true or false/,
+    );
   });
 });
 
@@ -98,11 +117,17 @@ describe('one rule for on/off settings', () => {
         return name === 'ALLOW_UNAUTHENTICATED' ? config.allowUnauthenticated : config.metricsRequireKey;
       };
       assert.deepEqual(['true', 'TRUE', ' 1 ', 'True'].map(read), [true, true, true, true], name);
-      assert.deepEqual(['false', 'False', '0', '', '  '].map(read), [false, false, false, false, false], name);
+      assert.deepEqual(
+        ['false', 'False', '0', '', '  '].map(read),
+        [false, false, false, false, false],
+        name,
+      );
       for (const bad of ['yes', 'on', '2', 'truee']) {
         assert.throws(
           () => read(bad),
-          (e: unknown) => e instanceof ConfigError && e.message === `${name} must be true or false (or 1 or 0), got "${bad}"`,
+          (e: unknown) =>
+            e instanceof ConfigError &&
+            e.message === `${name} must be true or false (or 1 or 0), got "${bad}"`,
           `${name}=${bad}`,
         );
       }
@@ -117,7 +142,12 @@ describe('client keys and limits in the config', () => {
     assert.equal(off.clientKeys, null);
     assert.equal(off.clientKeysFile, undefined);
     assert.deepEqual(off.limits.defaults, { rpm: 0, tpm: 0, daily: 0, streams: 0 });
-    const on = loadConfig({ ...KEY, SERVICE_API_KEYS: `alice:${ALICE}`, RATE_LIMIT_RPM: '7', REDIS_URL: 'redis://127.0.0.1:6379' });
+    const on = loadConfig({
+      ...KEY,
+      SERVICE_API_KEYS: `alice:${ALICE}`,
+      RATE_LIMIT_RPM: '7',
+      REDIS_URL: 'redis://127.0.0.1:6379',
+    });
     assert.deepEqual(on.clientKeys?.identify(ALICE), { name: 'alice', limits: {} });
     assert.equal(on.clientKeysFile, undefined);
     assert.equal(on.limits.defaults.rpm, 7);
@@ -130,21 +160,37 @@ describe('client keys and limits in the config', () => {
     const config = loadConfig({ ...KEY, SERVICE_API_KEYS_FILE: ` ${path} ` });
     assert.equal(config.clientKeysFile, path);
     assert.deepEqual(config.clientKeys?.identify(ALICE), { name: 'alice', limits: { rpm: 3 } });
-    assert.ok(!JSON.stringify(config).includes(ALICE) && !inspect(config, { depth: 10 }).includes(ALICE), 'the config holds the key');
+    assert.ok(
+      !JSON.stringify(config).includes(ALICE) && !inspect(config, { depth: 10 }).includes(ALICE),
+      'the config holds the key',
+    );
   });
 
   it('throws the keys and limits errors in one line naming the variable or the line', () => {
     const path = join(mkdtempSync(join(tmpdir(), 'cfg-keys-')), 'keys');
     writeFileSync(path, `alice:${ALICE}\nbob:short\n`);
     const cases: [Record<string, string>, RegExp][] = [
-      [{ SERVICE_API_KEYS_FILE: path }, /^SERVICE_API_KEYS_FILE line 2: the key must be at least 16 characters long$/],
-      [{ SERVICE_API_KEYS_FILE: `${path}.missing` }, /^SERVICE_API_KEYS_FILE: cannot read ".*\.missing" \(ENOENT\)$/],
-      [{ SERVICE_API_KEYS: `alice:${ALICE}`, SERVICE_API_KEYS_FILE: path }, /^Set only one of SERVICE_API_KEYS and SERVICE_API_KEYS_FILE$/],
+      [
+        { SERVICE_API_KEYS_FILE: path },
+        /^SERVICE_API_KEYS_FILE line 2: the key must be at least 16 characters long$/,
+      ],
+      [
+        { SERVICE_API_KEYS_FILE: `${path}.missing` },
+        /^SERVICE_API_KEYS_FILE: cannot read ".*\.missing" \(ENOENT\)$/,
+      ],
+      [
+        { SERVICE_API_KEYS: `alice:${ALICE}`, SERVICE_API_KEYS_FILE: path },
+        /^Set only one of SERVICE_API_KEYS and SERVICE_API_KEYS_FILE$/,
+      ],
       [{ RATE_LIMIT_TPM: '-1' }, /^RATE_LIMIT_TPM must be an integer >= 0/],
       [{ RATE_LIMIT_ON_REDIS_ERROR: 'maybe' }, /^RATE_LIMIT_ON_REDIS_ERROR must be/],
     ];
     for (const [env, pattern] of cases) {
-      assert.throws(() => loadConfig({ ...KEY, ...env }), (e: unknown) => e instanceof ConfigError && pattern.test(e.message), JSON.stringify(env));
+      assert.throws(
+        () => loadConfig({ ...KEY, ...env }),
+        (e: unknown) => e instanceof ConfigError && pattern.test(e.message),
+        JSON.stringify(env),
+      );
     }
   });
 });

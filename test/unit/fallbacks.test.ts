@@ -10,7 +10,8 @@ function replaced(body: string, model: string): string | undefined {
 
 describe('replaceModel: only the top-level model value changes', () => {
   it('keeps every other byte: spacing, key order, escapes, nested "model" keys', () => {
-    const body = '\ufeff {"a":{"model":"x","b":["model",{"model":"y"}]},"s":"q\\"model\\"",  "model" :\t"x" ,"n":-1.50e+3,"t":true,"z":null}';
+    const body =
+      '\ufeff {"a":{"model":"x","b":["model",{"model":"y"}]},"s":"q\\"model\\"",  "model" :\t"x" ,"n":-1.50e+3,"t":true,"z":null}';
     assert.equal(
       replaced(body, 'claude-haiku-4-5'),
       '\ufeff {"a":{"model":"x","b":["model",{"model":"y"}]},"s":"q\\"model\\"",  "model" :\t"claude-haiku-4-5" ,"n":-1.50e+3,"t":true,"z":null}',
@@ -18,7 +19,10 @@ describe('replaceModel: only the top-level model value changes', () => {
   });
 
   it('finds an escaped key and replaces every duplicate', () => {
-    assert.equal(replaced('{"mod\\u0065l":"a","x":1,"model":"b"}', 'm'), '{"mod\\u0065l":"m","x":1,"model":"m"}');
+    assert.equal(
+      replaced('{"mod\\u0065l":"a","x":1,"model":"b"}', 'm'),
+      '{"mod\\u0065l":"m","x":1,"model":"m"}',
+    );
   });
 
   it('serialises the new value as JSON', () => {
@@ -52,11 +56,23 @@ describe('fallbackChain', () => {
 describe('FALLBACK_MODELS setting', () => {
   const base = { ANTHROPIC_API_KEY: 'k' };
   it('is a trimmed, ordered list; one-line errors name it', () => {
-    assert.deepEqual(parseModelList(' claude-opus-5 , claude-haiku-4-5,, '), ['claude-opus-5', 'claude-haiku-4-5']);
+    assert.deepEqual(parseModelList(' claude-opus-5 , claude-haiku-4-5,, '), [
+      'claude-opus-5',
+      'claude-haiku-4-5',
+    ]);
     assert.deepEqual(loadConfig(base).fallbackModels, []);
-    assert.deepEqual(loadConfig({ ...base, FALLBACK_MODELS: 'us.anthropic.claude-x:0,claude-y@2025' }).fallbackModels, ['us.anthropic.claude-x:0', 'claude-y@2025']);
-    assert.throws(() => loadConfig({ ...base, FALLBACK_MODELS: 'a b' }), (e: unknown) => e instanceof ConfigError && /^FALLBACK_MODELS /.test(e.message));
-    assert.throws(() => loadConfig({ ...base, FALLBACK_MODELS: 'a,\nb"' }), (e: unknown) => e instanceof ConfigError && !e.message.includes('\n'));
+    assert.deepEqual(
+      loadConfig({ ...base, FALLBACK_MODELS: 'us.anthropic.claude-x:0,claude-y@2025' }).fallbackModels,
+      ['us.anthropic.claude-x:0', 'claude-y@2025'],
+    );
+    assert.throws(
+      () => loadConfig({ ...base, FALLBACK_MODELS: 'a b' }),
+      (e: unknown) => e instanceof ConfigError && /^FALLBACK_MODELS /.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ ...base, FALLBACK_MODELS: 'a,\nb"' }),
+      (e: unknown) => e instanceof ConfigError && !e.message.includes('\n'),
+    );
     assert.throws(() => loadConfig({ ...base, FALLBACK_MODELS: 'a,b,a' }), /FALLBACK_MODELS lists "a" twice/);
   });
 });

@@ -5,7 +5,7 @@ import { mapUpstreamStatus } from '../../src/upstream/map-status.ts';
 const body = (type: string, message: string) => JSON.stringify({ type: 'error', error: { type, message } });
 
 describe('mapUpstreamStatus', () => {
-  it('passes the upstream message on for the client\'s own mistakes (400, 404)', () => {
+  it("passes the upstream message on for the client's own mistakes (400, 404)", () => {
     const e = mapUpstreamStatus(400, {}, body('invalid_request_error', 'max_tokens: too big'));
     assert.deepEqual([e.status, e.type, e.message], [400, 'invalid_request_error', 'max_tokens: too big']);
     assert.equal(mapUpstreamStatus(404, {}, body('not_found_error', 'model: x')).status, 400);
@@ -13,7 +13,11 @@ describe('mapUpstreamStatus', () => {
 
   it('turns rejected service credentials into 502 without echoing anything of the key', () => {
     for (const status of [401, 403]) {
-      const e = mapUpstreamStatus(status, {}, body('authentication_error', 'invalid x-api-key sk-ant-secret'));
+      const e = mapUpstreamStatus(
+        status,
+        {},
+        body('authentication_error', 'invalid x-api-key sk-ant-secret'),
+      );
       assert.equal(e.status, 502);
       assert.equal(e.type, 'upstream_authentication_error');
       assert.doesNotMatch(e.message, /sk-ant/);

@@ -17,7 +17,12 @@ describe('MessageStreamReader', () => {
   it('extracts text deltas exactly, usage from message_start and message_delta, and completion', () => {
     const { texts, reader } = read(readFileSync(new URL('../fixtures/text.sse', import.meta.url)));
     assert.deepEqual(texts, ['Héllo, ', 'wörld 🌍\n"quoted"']);
-    assert.deepEqual(reader.usage, { input_tokens: 11, output_tokens: 6, cache_creation_input_tokens: 2, cache_read_input_tokens: 3 });
+    assert.deepEqual(reader.usage, {
+      input_tokens: 11,
+      output_tokens: 6,
+      cache_creation_input_tokens: 2,
+      cache_read_input_tokens: 3,
+    });
     assert.equal(reader.stopReason, 'end_turn');
     assert.equal(reader.model, 'claude-sonnet-5');
     assert.equal(reader.completed, true);
@@ -29,11 +34,20 @@ describe('MessageStreamReader', () => {
     const deltas = ['compact', 'spaced', long];
     const sse = deltas
       .map((text, i) => {
-        const data = JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } }, null, i === 1 ? 1 : undefined);
+        const data = JSON.stringify(
+          { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text } },
+          null,
+          i === 1 ? 1 : undefined,
+        );
         return `event: content_block_delta\ndata: ${data.replaceAll('\n', '')}\n\n`;
       })
       .join('');
-    assert.equal(textDeltaLiteral(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":${JSON.stringify(long)}}}`), null);
+    assert.equal(
+      textDeltaLiteral(
+        `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":${JSON.stringify(long)}}}`,
+      ),
+      null,
+    );
     assert.deepEqual(read(sse).texts, deltas);
   });
 
@@ -47,10 +61,16 @@ describe('MessageStreamReader', () => {
   });
 
   it('treats unparseable data as a failure, and ignores unknown events and non-text deltas', () => {
-    assert.equal(read('event: content_block_delta\ndata: {"type":\n\n').reader.failure?.type, 'upstream_error');
+    assert.equal(
+      read('event: content_block_delta\ndata: {"type":\n\n').reader.failure?.type,
+      'upstream_error',
+    );
     for (const notAnObject of ['null', '42', '"text"']) {
       const { reader } = read(`event: message_delta\ndata: ${notAnObject}\n\n`);
-      assert.deepEqual(reader.failure, { type: 'upstream_error', message: 'Upstream sent unparseable data in a "message_delta" event' });
+      assert.deepEqual(reader.failure, {
+        type: 'upstream_error',
+        message: 'Upstream sent unparseable data in a "message_delta" event',
+      });
     }
     const { texts, reader } = read(
       'event: brand_new\ndata: {"type":"brand_new"}\n\n' +
@@ -75,10 +95,27 @@ describe('buildMessagesBody', () => {
   it('passes messages and the optional fields that were given', () => {
     const body = JSON.parse(
       buildMessagesBody(
-        { messages: [{ role: 'user', content: 'a' }], system: 's', model: 'x', max_tokens: 9, temperature: 0, top_k: 3, stop_sequences: ['END'] },
+        {
+          messages: [{ role: 'user', content: 'a' }],
+          system: 's',
+          model: 'x',
+          max_tokens: 9,
+          temperature: 0,
+          top_k: 3,
+          stop_sequences: ['END'],
+        },
         { model: 'm', maxTokens: 5 },
       ),
     ) as Record<string, unknown>;
-    assert.deepEqual(body, { model: 'x', max_tokens: 9, messages: [{ role: 'user', content: 'a' }], stream: true, system: 's', temperature: 0, top_k: 3, stop_sequences: ['END'] });
+    assert.deepEqual(body, {
+      model: 'x',
+      max_tokens: 9,
+      messages: [{ role: 'user', content: 'a' }],
+      stream: true,
+      system: 's',
+      temperature: 0,
+      top_k: 3,
+      stop_sequences: ['END'],
+    });
   });
 });

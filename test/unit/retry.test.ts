@@ -4,8 +4,10 @@ import { backoffMs, retryDelayMs, serverRetryAfterMs, shouldRetryStatus } from '
 
 describe('retry decision', () => {
   it('retries 408, 409, 429 and >= 500 but not other 4xx', () => {
-    for (const status of [408, 409, 429, 500, 502, 503, 504, 529]) assert.equal(shouldRetryStatus(status, {}), true, String(status));
-    for (const status of [400, 401, 403, 404, 413, 422]) assert.equal(shouldRetryStatus(status, {}), false, String(status));
+    for (const status of [408, 409, 429, 500, 502, 503, 504, 529])
+      assert.equal(shouldRetryStatus(status, {}), true, String(status));
+    for (const status of [400, 401, 403, 404, 413, 422])
+      assert.equal(shouldRetryStatus(status, {}), false, String(status));
   });
 
   it('obeys x-should-retry either way', () => {
@@ -26,9 +28,21 @@ describe('retry decision', () => {
   });
 
   it('backs off 0.5 s doubling up to 8 s, with up to 25 % jitter off', () => {
-    assert.deepEqual([0, 1, 2, 3, 4, 5].map((n) => backoffMs(n, () => 0)), [500, 1000, 2000, 4000, 8000, 8000]);
-    assert.equal(backoffMs(0, () => 1), 375);
-    assert.equal(retryDelayMs(1, {}, () => 0.5), 875);
-    assert.equal(retryDelayMs(1, { 'retry-after': '3' }, () => 0.5), 3000);
+    assert.deepEqual(
+      [0, 1, 2, 3, 4, 5].map((n) => backoffMs(n, () => 0)),
+      [500, 1000, 2000, 4000, 8000, 8000],
+    );
+    assert.equal(
+      backoffMs(0, () => 1),
+      375,
+    );
+    assert.equal(
+      retryDelayMs(1, {}, () => 0.5),
+      875,
+    );
+    assert.equal(
+      retryDelayMs(1, { 'retry-after': '3' }, () => 0.5),
+      3000,
+    );
   });
 });

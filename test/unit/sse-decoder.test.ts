@@ -20,9 +20,21 @@ describe('SseDecoder', () => {
   it('decodes the recorded stream into its events, skipping comments', () => {
     assert.deepEqual(
       whole.map(([name]) => name),
-      ['message_start', 'content_block_start', 'ping', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop'],
+      [
+        'message_start',
+        'content_block_start',
+        'ping',
+        'content_block_delta',
+        'content_block_delta',
+        'content_block_stop',
+        'message_delta',
+        'message_stop',
+      ],
     );
-    assert.equal((JSON.parse(whole[4]?.[1] ?? '') as { delta: { text: string } }).delta.text, 'wörld 🌍\n"quoted"');
+    assert.equal(
+      (JSON.parse(whole[4]?.[1] ?? '') as { delta: { text: string } }).delta.text,
+      'wörld 🌍\n"quoted"',
+    );
   });
 
   it('gives the same events for every split into two chunks (including inside UTF-8 sequences)', () => {
@@ -35,7 +47,10 @@ describe('SseDecoder', () => {
     assert.deepEqual(decode([...fixture].map((b) => Buffer.from([b]))), whole);
   });
 
-  for (const [label, eol] of [['CRLF', '\r\n'], ['CR', '\r']] as const) {
+  for (const [label, eol] of [
+    ['CRLF', '\r\n'],
+    ['CR', '\r'],
+  ] as const) {
     it(`accepts ${label} line endings at every split`, () => {
       const converted = Buffer.from(fixture.toString('utf8').replaceAll('\n', eol));
       for (let i = 0; i <= converted.length; i++) {
@@ -45,8 +60,15 @@ describe('SseDecoder', () => {
   }
 
   it('accepts LF, CRLF and CR mixed in one stream at every split', () => {
-    const mixed = Buffer.from('event: a\r\ndata: 1\r\rdata: é\n\nevent: b\rdata: 2\n\r\n: note\ndata: 3\r\n\r\n');
-    const expected: Ev[] = [['a', '1'], ['message', 'é'], ['b', '2'], ['message', '3']];
+    const mixed = Buffer.from(
+      'event: a\r\ndata: 1\r\rdata: é\n\nevent: b\rdata: 2\n\r\n: note\ndata: 3\r\n\r\n',
+    );
+    const expected: Ev[] = [
+      ['a', '1'],
+      ['message', 'é'],
+      ['b', '2'],
+      ['message', '3'],
+    ];
     for (let i = 0; i <= mixed.length; i++) {
       assert.deepEqual(decode([mixed.subarray(0, i), mixed.subarray(i)]), expected, `split at ${i}`);
     }
@@ -61,7 +83,9 @@ describe('SseDecoder', () => {
   });
 
   it('does not dispatch an event without data, and ignores unknown fields', () => {
-    assert.deepEqual(decode([Buffer.from('event: lonely\n\nid: 5\nretry: 10\nfoo: bar\ndata: ok\n\n')]), [['message', 'ok']]);
+    assert.deepEqual(decode([Buffer.from('event: lonely\n\nid: 5\nretry: 10\nfoo: bar\ndata: ok\n\n')]), [
+      ['message', 'ok'],
+    ]);
   });
 
   it('does not dispatch an unterminated event and reports it is not idle', () => {

@@ -2,11 +2,20 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MAX_LENGTH, textDeltaLiteral } from '../../src/anthropic/text-delta.ts';
 
-const event = (text: string, index = 0) => JSON.stringify({ type: 'content_block_delta', index, delta: { type: 'text_delta', text } });
+const event = (text: string, index = 0) =>
+  JSON.stringify({ type: 'content_block_delta', index, delta: { type: 'text_delta', text } });
 
 describe('textDeltaLiteral', () => {
   it('returns the JSON literal of the text, which decodes to exactly the text', () => {
-    for (const text of ['Hello', '', 'wörld 🌍', 'say "hi"\n\tand \\ back', '\u2028\u0000\u001f', '}}"}}', 'a\\"}}']) {
+    for (const text of [
+      'Hello',
+      '',
+      'wörld 🌍',
+      'say "hi"\n\tand \\ back',
+      '\u2028\u0000\u001f',
+      '}}"}}',
+      'a\\"}}',
+    ]) {
       const literal = textDeltaLiteral(event(text, 12));
       assert.ok(literal !== null, text);
       assert.equal(JSON.parse(literal), text);
@@ -14,7 +23,8 @@ describe('textDeltaLiteral', () => {
   });
 
   it('accepts \\u escapes and / escapes as the upstream may send them', () => {
-    const data = '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"caf\\u00e9 a\\/b"}}';
+    const data =
+      '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"caf\\u00e9 a\\/b"}}';
     assert.equal(textDeltaLiteral(data), '"caf\\u00e9 a\\/b"');
   });
 
