@@ -37,7 +37,9 @@ export interface GuardOptions {
 
 function everyInterval(tick: () => void, ms: number): () => void {
   const timer = setInterval(tick, ms).unref();
-  return () => clearInterval(timer);
+  return () => {
+    clearInterval(timer);
+  };
 }
 
 export type Authentication = ClientKey | null | 'missing' | 'invalid';
