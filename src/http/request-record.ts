@@ -1,6 +1,8 @@
 import type { Usage } from '../anthropic/message-stream.ts';
 import type { FallbackTrace } from '../upstream/fallbacks.ts';
 
+export type AnswerMode = 'plain' | 'resumable' | 'background';
+
 export type Outcome =
   'ok' | 'client_error' | 'upstream_error' | 'stream_error' | 'client_closed' | 'internal_error';
 
@@ -24,6 +26,10 @@ export interface RequestFinished {
   /** The answer's usage, partial for a cancelled or broken answer; undefined when no answer began. */
   readonly usage: Usage | undefined;
   readonly stopReason: string | null | undefined;
+  /** The answer's cost in integer pico-dollars (1e-12 USD); null: the model has no known price; undefined: no usage. */
+  readonly costPicoUsd: bigint | null | undefined;
+  /** `plain`, or how a `/llm/query` answer outlives its connection (`resumable`, `background`). */
+  readonly answerMode: AnswerMode;
   readonly attempts: number;
   readonly fallbacks: number;
   readonly upstreamStatus: number | undefined;
@@ -68,6 +74,8 @@ export class RequestRecord implements FallbackTrace {
   firstByteAt: number | undefined;
   usage: Usage | undefined;
   stopReason: string | null | undefined;
+  costPicoUsd: bigint | null | undefined;
+  answerMode: AnswerMode = 'plain';
   errorType: string | undefined;
   outcome: Outcome | undefined;
   streamed = false;
@@ -164,6 +172,8 @@ export class RequestRecord implements FallbackTrace {
       errorType: this.errorType,
       usage: this.usage,
       stopReason: this.stopReason,
+      costPicoUsd: this.costPicoUsd,
+      answerMode: this.answerMode,
       attempts: this.attempts,
       fallbacks: this.fallbacks,
       upstreamStatus: this.upstreamStatus,
