@@ -75,11 +75,10 @@ function listening(child: ChildProcess, exit: Promise<Exit>): Promise<{ url: str
 async function startService(
   args: string[],
   env: Record<string, string> = {},
-): Promise<{ child: ChildProcess; url: string; exit: Promise<Exit>; readyMs: number }> {
-  const started = performance.now();
+): Promise<{ child: ChildProcess; url: string; exit: Promise<Exit> }> {
   const { child, exit } = run('node', ['dist/server.js', ...args], env);
   const { url } = await listening(child, exit);
-  return { child, url, exit, readyMs: performance.now() - started };
+  return { child, url, exit };
 }
 
 /** `npm start -- --mock --port 0`, as a user or a process manager runs it; `detached` makes npm lead its own process group. */
@@ -134,7 +133,6 @@ describe('start-up, as a new user runs it', () => {
       const events = parseSse(await res.text());
       assert.match(deltaText(events), /Simulated/);
       assert.equal(events.at(-1)?.event, 'done');
-      assert.ok(service.readyMs < 15_000, `ready after ${service.readyMs} ms`);
     } finally {
       service.child.kill('SIGTERM');
       await service.exit;
