@@ -24,6 +24,8 @@ export interface LimitSettings {
   readonly maxUpstreamConcurrency: number;
   readonly redisUrl: string | undefined;
   readonly redisErrorPolicy: RedisErrorPolicy;
+  /** Longest wait for one Redis call before it counts as a Redis error. */
+  readonly redisTimeoutMs: number;
 }
 
 /** The identity every request shares when no client keys are configured. */
@@ -69,6 +71,15 @@ function redisErrorPolicy(env: Source): RedisErrorPolicy {
   return raw;
 }
 
+function redisTimeoutMs(env: Source): number {
+  const raw = env.REDIS_TIMEOUT_MS?.trim() || '200';
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= 1 && value <= 60_000)) {
+    throw new ConfigError(`REDIS_TIMEOUT_MS must be an integer from 1 to 60000 (milliseconds), got "${raw}"`);
+  }
+  return value;
+}
+
 /** Reads the limit settings; throws ConfigError with a one-line message naming the variable. */
 export function parseLimitSettings(env: Source): LimitSettings {
   return Object.freeze({
@@ -81,6 +92,7 @@ export function parseLimitSettings(env: Source): LimitSettings {
     maxUpstreamConcurrency: limitFromEnv(env, 'MAX_UPSTREAM_CONCURRENCY'),
     redisUrl: redisUrl(env),
     redisErrorPolicy: redisErrorPolicy(env),
+    redisTimeoutMs: redisTimeoutMs(env),
   });
 }
 

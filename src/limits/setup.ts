@@ -123,7 +123,10 @@ export function setUpGuard(
       close: () => Promise.resolve(),
     };
   }
-  const redis = limits.redisUrl === undefined ? undefined : new RedisLimitStore({ url: limits.redisUrl });
+  const redis =
+    limits.redisUrl === undefined
+      ? undefined
+      : new RedisLimitStore({ url: limits.redisUrl, commandTimeoutMs: limits.redisTimeoutMs });
   const store: LimitStore = redis ?? new MemoryLimitStore();
   const guard = createGuard({
     keyring: clientKeys,

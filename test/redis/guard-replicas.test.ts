@@ -97,6 +97,9 @@ describeIf(
         REDIS_URL: SHARED_REDIS_URL,
         SERVICE_API_KEYS: `${name}:${key},${warmName}:${warmKey}`,
         RATE_LIMIT_RPM: '20',
+        // Exactness is under test here, not the fail-open path: a busy machine must not turn a slow
+        // Redis call into a fail-open admission.
+        REDIS_TIMEOUT_MS: '5000',
       };
       services = await replicas(fake, [env, env]);
     });

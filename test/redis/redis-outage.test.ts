@@ -16,6 +16,7 @@ function settings(policy: RedisErrorPolicy): LimitSettings {
     maxUpstreamConcurrency: 0,
     redisUrl: 'unused',
     redisErrorPolicy: policy,
+    redisTimeoutMs: 200,
   };
 }
 

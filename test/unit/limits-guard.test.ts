@@ -78,6 +78,7 @@ function setup(
       maxUpstreamConcurrency: 0,
       redisUrl: undefined,
       redisErrorPolicy: extra.policy ?? 'open',
+      redisTimeoutMs: 200,
     },
     store,
     gate: createUpstreamGate({ max: 0 }),

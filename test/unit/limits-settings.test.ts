@@ -10,6 +10,7 @@ describe('parseLimitSettings', () => {
       maxUpstreamConcurrency: 0,
       redisUrl: undefined,
       redisErrorPolicy: 'open',
+      redisTimeoutMs: 200,
     });
   });
 
@@ -22,12 +23,14 @@ describe('parseLimitSettings', () => {
       MAX_UPSTREAM_CONCURRENCY: '32',
       REDIS_URL: 'rediss://:pw@redis.internal:6380/2',
       RATE_LIMIT_ON_REDIS_ERROR: 'Closed',
+      REDIS_TIMEOUT_MS: '1500',
     });
     assert.deepEqual(settings, {
       defaults: { rpm: 60, tpm: 100000, daily: 2000000, streams: 4 },
       maxUpstreamConcurrency: 32,
       redisUrl: 'rediss://:pw@redis.internal:6380/2',
       redisErrorPolicy: 'closed',
+      redisTimeoutMs: 1500,
     });
     assert.ok(Object.isFrozen(settings) && Object.isFrozen(settings.defaults));
   });
@@ -38,6 +41,7 @@ describe('parseLimitSettings', () => {
       [{ RATE_LIMIT_TPM: '1e3' }, /^RATE_LIMIT_TPM must be an integer/],
       [{ TOKEN_BUDGET_DAILY: '99999999999999999999' }, /^TOKEN_BUDGET_DAILY must be/],
       [{ MAX_CONCURRENT_STREAMS: 'four' }, /^MAX_CONCURRENT_STREAMS must be/],
+      [{ REDIS_TIMEOUT_MS: '0' }, /^REDIS_TIMEOUT_MS must be an integer from 1 to 60000/],
       [{ MAX_UPSTREAM_CONCURRENCY: '2.5' }, /^MAX_UPSTREAM_CONCURRENCY must be/],
       [
         { RATE_LIMIT_ON_REDIS_ERROR: 'maybe' },
