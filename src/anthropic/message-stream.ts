@@ -3,7 +3,7 @@
  * reason and failures out. Knows nothing of HTTP. Unknown event types and non-text deltas are ignored.
  */
 import { textDeltaLiteral } from './text-delta.ts';
-import type { EventOf, StreamEvent, WireUsage } from './wire.ts';
+import { streamFailure, type EventOf, type StreamEvent, type WireUsage } from './wire.ts';
 
 export interface Usage {
   input_tokens: number;
@@ -100,11 +100,10 @@ export class MessageStreamReader {
         return;
       case 'error': {
         const event = this.parse(name, data);
-        if (event)
-          this.fail(
-            event.error?.type ?? 'upstream_error',
-            event.error?.message ?? 'Upstream reported an error mid-stream',
-          );
+        if (event) {
+          const failure = streamFailure(event);
+          this.fail(failure.type, failure.message);
+        }
         return;
       }
       default:

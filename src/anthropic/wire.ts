@@ -82,6 +82,14 @@ export interface StreamErrorEvent {
   error?: { type?: string; message?: string };
 }
 
+/** The failure an `error` event reports, with defaults for the fields a broken upstream left out. */
+export function streamFailure(event: StreamErrorEvent): { type: string; message: string } {
+  return {
+    type: event.error?.type ?? 'upstream_error',
+    message: event.error?.message ?? 'Upstream reported an error mid-stream',
+  };
+}
+
 export type StreamEvent =
   | MessageStartEvent
   | ContentBlockStartEvent
