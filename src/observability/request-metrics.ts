@@ -51,7 +51,7 @@ export function requestMetrics(metrics: Metrics): RequestSubscriber {
       if (cost === null) metrics.unpricedAnswers.inc({ model });
       else if (cost !== undefined) {
         let byModel = metrics.costPicoUsd.get(key);
-        if (byModel === undefined) metrics.costPicoUsd.set(key, (byModel = new Map()));
+        if (byModel === undefined) metrics.costPicoUsd.set(key, (byModel = new Map<string, bigint>()));
         byModel.set(model, (byModel.get(model) ?? 0n) + cost);
         // The counter is a float (Prometheus's kind); the exact sums are kept beside it.
         metrics.cost.inc({ model, key }, Number(cost) / Number(PICO_PER_USD));
