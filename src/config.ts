@@ -3,6 +3,7 @@ import { parseEnv } from 'node:util';
 import { ConfigError } from './config-error.ts';
 import { ClientKeyring, loadClientKeys } from './limits/client-keys.ts';
 import { parseLimitSettings, type LimitSettings } from './limits/limits.ts';
+import { parseLedgerSettings, type LedgerSettings } from './ledger/settings.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -45,6 +46,8 @@ export interface Config {
   readonly clientKeysFile: string | undefined;
   /** Default limits per client, the upstream cap and the limit store (RATE_LIMIT_*, REDIS_URL…). */
   readonly limits: LimitSettings;
+  /** The request ledger in PostgreSQL (DATABASE_URL, LEDGER_*); null: no ledger. */
+  readonly ledger: LedgerSettings | null;
 }
 
 export { ConfigError };
@@ -238,6 +241,7 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     clientKeys: clientKeyring(env),
     clientKeysFile: env.SERVICE_API_KEYS_FILE?.trim() || undefined,
     limits: parseLimitSettings(env),
+    ledger: parseLedgerSettings(env),
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
   });
 }
