@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -151,6 +152,24 @@ async function completedQuery(h: Harness, id: string, key = ALICE): Promise<void
   assert.equal(res.status, 200);
   await res.text();
   await requestLogOf(h, id);
+}
+
+/** POST a small streamed query on a connection of its own; resolves with the whole answer read. */
+function postOnNewConnection(url: string, id: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'x-request-id': id } },
+      (res) => {
+        assert.equal(res.statusCode, 200);
+        res.resume();
+        res.on('end', resolve);
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify({ prompt: 'Hi', max_tokens: 16 }));
+  });
 }
 
 const available = await postgresReachable();
@@ -501,6 +520,35 @@ describeIf(available, 'PostgreSQL does not answer on 127.0.0.1:5432', 'the ledge
     );
     assert.ok(
       service.logLines().some((l) => l.msg === 'ledger: buffer written before exit' && l.written === 3),
+    );
+  });
+
+  it('with --workers, every worker writes its buffer before the cluster exits', async () => {
+    schema = await createTestSchema();
+    const service = await startService(
+      {
+        ANTHROPIC_API_KEY: 'sk-ant-test-ledger',
+        ANTHROPIC_BASE_URL: fake.url,
+        DATABASE_URL: schema.url,
+        LEDGER_FLUSH_INTERVAL: '3600',
+      },
+      ['--workers', '2'],
+    );
+    const ids = Array.from({ length: 8 }, (_, i) => `cluster-${i}`);
+    // Each on a connection of its own, so that both workers serve some.
+    await Promise.all(ids.map((id) => postOnNewConnection(`${service.url}/llm/query`, id)));
+    await waitFor(
+      () => service.logLines().filter((l) => l.msg === 'request').length === ids.length,
+      'the requests to finish',
+    );
+    const exit = await service.stop();
+    assert.equal(exit.code, 0, exit.stderr);
+    const stored = await schema.query<{ request_id: string }>(
+      'SELECT request_id FROM llmc_ledger ORDER BY request_id',
+    );
+    assert.deepEqual(
+      stored.map((row) => row.request_id),
+      ids.sort(),
     );
   });
 
