@@ -5,6 +5,7 @@ import { ClientKeyring, loadClientKeys } from './limits/client-keys.ts';
 import { parseLimitSettings, type LimitSettings } from './limits/limits.ts';
 import type { PriceTable } from './pricing/cost.ts';
 import { loadPriceTable } from './pricing/price-table.ts';
+import { parseLedgerSettings, type LedgerSettings } from './ledger/settings.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -49,6 +50,8 @@ export interface Config {
   readonly limits: LimitSettings;
   /** Model prices: the shipped table with MODEL_PRICES_FILE merged over it. */
   readonly prices: PriceTable;
+  /** The request ledger in PostgreSQL (DATABASE_URL, LEDGER_*); null: no ledger. */
+  readonly ledger: LedgerSettings | null;
 }
 
 export { ConfigError };
@@ -243,6 +246,7 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     clientKeysFile: env.SERVICE_API_KEYS_FILE?.trim() || undefined,
     limits: parseLimitSettings(env),
     prices: loadPriceTable(env.MODEL_PRICES_FILE?.trim() || undefined),
+    ledger: parseLedgerSettings(env),
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
   });
 }

@@ -7,6 +7,7 @@ import { MOCK_UPSTREAM_ENV, onDrainRequest, onReloadKeysRequest } from './cluste
 import { clusterMetricsSource } from './cluster/metrics-ipc.ts';
 import { runPrimary } from './cluster/primary.ts';
 import { ConfigError, loadConfig, parseArgs, readEnvFile, type Config } from './config.ts';
+import { Ledger } from './ledger/ledger.ts';
 import { checkClusterSetup, logKeysReload, setUpGuard, type GuardSetup } from './limits/setup.ts';
 import { startFakeUpstream, type FakeUpstream } from './mock/fake-upstream.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -14,6 +15,7 @@ import { createUpstreamClient } from './upstream/anthropic-client.ts';
 
 const DRAIN_MS = 10_000;
 const REDIS_STARTUP_WAIT_MS = 2_000;
+const POSTGRES_STARTUP_WAIT_MS = 2_000;
 const projectRoot = resolve(fileURLToPath(import.meta.url), '../..');
 
 type Env = Record<string, string | undefined>;
@@ -68,6 +70,7 @@ async function main(): Promise<void> {
       logger,
       mock: config.mock,
       drainMs: DRAIN_MS,
+      flushMs: config.ledger?.drainTimeoutMs ?? 0,
       keysFile: config.clientKeysFile,
     });
     return;
@@ -87,6 +90,10 @@ async function main(): Promise<void> {
   if (!(await limits.waitUntilReady(REDIS_STARTUP_WAIT_MS))) {
     logger.warn('Redis is not reachable yet: limits follow RATE_LIMIT_ON_REDIS_ERROR until it is');
   }
+  const ledger = config.ledger ? new Ledger(config.ledger, logger, metrics.registry) : undefined;
+  if (ledger && !(await ledger.start(POSTGRES_STARTUP_WAIT_MS))) {
+    logger.warn('PostgreSQL is not reachable yet: ledger rows wait in the buffer until it is');
+  }
   const upstream = createUpstreamClient(config);
   let draining = false;
   const scrapeMetrics = cluster.isWorker ? clusterMetricsSource(metrics.registry) : undefined;
@@ -97,6 +104,7 @@ async function main(): Promise<void> {
     scrapeMetrics,
     guard: limits.guard,
     isDraining: () => draining,
+    subscribers: ledger ? [ledger.subscriber] : [],
   });
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -129,9 +137,10 @@ async function main(): Promise<void> {
       app.server.closeAllConnections();
     }, DRAIN_MS);
     force.unref();
+    // Every request has finished once the app has closed: the ledger then writes what is left.
     void app
       .close()
-      .then(() => Promise.all([upstream.close(), mock?.close(), limits.close()]))
+      .then(() => Promise.all([upstream.close(), mock?.close(), limits.close(), ledger?.close()]))
       .finally(() => {
         clearTimeout(force);
         logger.flush();

@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
+import type { RequestSubscriber } from '../../src/http/request-events.ts';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
 import { setUpGuard } from '../../src/limits/setup.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
@@ -27,6 +28,8 @@ export interface Harness {
 export interface HarnessOptions {
   /** The limits' clock, e.g. `clockInsideMinute()` for exact per-minute numbers. */
   now?: () => number;
+  /** More subscribers to every finished request (e.g. a ledger). */
+  subscribers?: readonly RequestSubscriber[];
 }
 
 /** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
@@ -65,7 +68,13 @@ export async function startHarness(
     now,
   );
   await limits.waitUntilReady(2000);
-  const app = await buildApp(config, { upstream, logger, metrics, guard: limits.guard });
+  const app = await buildApp(config, {
+    upstream,
+    logger,
+    metrics,
+    guard: limits.guard,
+    subscribers: options.subscribers ?? [],
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no address');

@@ -22,6 +22,7 @@ const BLANK_ENV: Record<string, string> = {
   REDIS_URL: '',
   RATE_LIMIT_ON_REDIS_ERROR: '',
   CORS_ORIGINS: '',
+  DATABASE_URL: '',
 };
 
 export interface Exit {
