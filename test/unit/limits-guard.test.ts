@@ -19,7 +19,7 @@ import { waitFor } from '../helpers/wait.ts';
 const ALICE = 'alice-key-0123456789abcdef';
 const BOB = 'bob-key-0123456789abcdef';
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
-const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0 };
+const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0, usd_daily: 0, usd_monthly: 0 };
 
 /** A MemoryLimitStore that records calls, or fails every call when `down`. */
 class SpyStore implements LimitStore {
