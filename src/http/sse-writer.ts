@@ -37,10 +37,11 @@ export function pendingHeaders(reply: FastifyReply): Record<string, string | num
  * produced goes out with `end()`, so a short answer costs one or two writes in all.
  *
  * Everything goes through `res.write`, which frames the chunk itself. Writing the framed chunk to
- * the socket directly (version 0.2.0 and before) measured within noise, A/B in the same runs, CPU per
- * stream through `res` / to the socket, per-round ratio median [min–max]: paced c256 1.04× [0.80–1.10]
- * (6 rounds) and 0.97× [0.73–1.48] (4 rounds), unpaced c64 0.88× [0.67–1.04] and 1.02× [0.54–2.38];
- * it relied on `res.chunkedEncoding` (undocumented) and needed a guard against Node 24's corked writes.
+ * the socket directly (version 0.2.0 and before) saved too little to keep, A/B in the same runs (18
+ * interleaved rounds, CPU per stream through `res` / to the socket, per-round ratio median
+ * [interquartile range]): paced c256 1.04× [0.97–1.11], unpaced c64 1.04× [0.88–1.12], c1 0.96×
+ * [0.81–1.07]; it relied on the undocumented `res.chunkedEncoding` and needed a guard against Node
+ * 24's corked writes.
  */
 export class SseBatch {
   private out: string;
