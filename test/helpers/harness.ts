@@ -7,6 +7,7 @@ import { loadConfig, type Config } from '../../src/config.ts';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
 import { setUpGuard } from '../../src/limits/setup.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
+import type { UsageStore } from '../../src/reports/usage-store.ts';
 import { createUpstreamClient } from '../../src/upstream/anthropic-client.ts';
 import { waitFor } from './wait.ts';
 
@@ -27,6 +28,8 @@ export interface Harness {
 export interface HarnessOptions {
   /** The limits' clock, e.g. `clockInsideMinute()` for exact per-minute numbers. */
   now?: () => number;
+  /** Where the usage reports are kept (default: from the settings). */
+  usage?: UsageStore;
 }
 
 /** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
@@ -65,7 +68,13 @@ export async function startHarness(
     now,
   );
   await limits.waitUntilReady(2000);
-  const app = await buildApp(config, { upstream, logger, metrics, guard: limits.guard });
+  const app = await buildApp(config, {
+    upstream,
+    logger,
+    metrics,
+    guard: limits.guard,
+    ...(options.usage ? { usage: options.usage } : {}),
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no address');
