@@ -23,6 +23,7 @@ import type { Guard } from './limits/guard.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { requestLog } from './observability/request-log.ts';
 import { requestMetrics } from './observability/request-metrics.ts';
+import type { PriceTable } from './pricing/cost.ts';
 import { createUsageStore, usageRecorder, type UsageStore } from './reports/usage-store.ts';
 import type { UpstreamClient } from './upstream/anthropic-client.ts';
 
@@ -90,12 +91,17 @@ function corsOptions(origins: readonly string[]) {
 }
 
 /** Each request gets its record (finished once, to `events`) and its `x-request-id` as it arrives. */
-function installRequestRecords(app: FastifyInstance, events: RequestEvents): void {
+function installRequestRecords(app: FastifyInstance, events: RequestEvents, prices: PriceTable): void {
   app.decorateRequest('record', null as unknown as RequestRecord);
   app.addHook('onRequest', (request, reply, done) => {
-    const record = new RequestRecord(request.routeOptions.url ?? 'unmatched', request.id, (finished) => {
-      events.finished(finished, request);
-    });
+    const record = new RequestRecord(
+      request.routeOptions.url ?? 'unmatched',
+      request.id,
+      (finished) => {
+        events.finished(finished, request);
+      },
+      prices,
+    );
     request.record = record;
     void reply.header('x-request-id', request.id);
     const res = reply.raw;
@@ -134,7 +140,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   installRequestPipeline(app, events);
   events.subscribe(requestLog);
   if (deps.metrics) events.subscribe(requestMetrics(deps.metrics));
-  installRequestRecords(app, events);
+  installRequestRecords(app, events, config.prices);
   installClientErrors(app);
   const usage =
     deps.usage ??

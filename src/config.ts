@@ -3,6 +3,8 @@ import { parseEnv } from 'node:util';
 import { ConfigError } from './config-error.ts';
 import { ClientKeyring, loadAdminKeys, loadClientKeys } from './limits/client-keys.ts';
 import { parseLimitSettings, type LimitSettings } from './limits/limits.ts';
+import type { PriceTable } from './pricing/cost.ts';
+import { loadPriceTable } from './pricing/price-table.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -49,6 +51,8 @@ export interface Config {
   readonly clientKeysFile: string | undefined;
   /** Default limits per client, the upstream cap and the limit store (RATE_LIMIT_*, REDIS_URL…). */
   readonly limits: LimitSettings;
+  /** Model prices: the shipped table with MODEL_PRICES_FILE merged over it. */
+  readonly prices: PriceTable;
 }
 
 export { ConfigError };
@@ -253,6 +257,7 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     usageRetentionHours: 24 * number(env, 'USAGE_RETENTION_DAYS', 35, { integer: true, min: 1, max: 3660 }),
     clientKeysFile: env.SERVICE_API_KEYS_FILE?.trim() || undefined,
     limits: parseLimitSettings(env),
+    prices: loadPriceTable(env.MODEL_PRICES_FILE?.trim() || undefined),
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
   });
 }

@@ -10,6 +10,13 @@ export interface Usage {
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
+  /** How `cache_creation_input_tokens` splits by cache lifetime, when the answer said (else: all 5-minute). */
+  cache_creation?: CacheCreation | undefined;
+}
+
+export interface CacheCreation {
+  ephemeral_5m_input_tokens: number;
+  ephemeral_1h_input_tokens: number;
 }
 
 export interface StreamFailure {
@@ -45,6 +52,17 @@ export function mergeUsage(into: Usage, from: WireUsage | undefined): void {
     into.cache_creation_input_tokens = from.cache_creation_input_tokens;
   if (typeof from.cache_read_input_tokens === 'number')
     into.cache_read_input_tokens = from.cache_read_input_tokens;
+  const split = from.cache_creation;
+  if (typeof split === 'object' && split !== null) {
+    const m5 = split.ephemeral_5m_input_tokens;
+    const h1 = split.ephemeral_1h_input_tokens;
+    into.cache_creation = {
+      ephemeral_5m_input_tokens:
+        typeof m5 === 'number' ? m5 : (into.cache_creation?.ephemeral_5m_input_tokens ?? 0),
+      ephemeral_1h_input_tokens:
+        typeof h1 === 'number' ? h1 : (into.cache_creation?.ephemeral_1h_input_tokens ?? 0),
+    };
+  }
 }
 
 export class MessageStreamReader {

@@ -13,6 +13,14 @@ export interface WireUsage {
   output_tokens?: number | null;
   cache_creation_input_tokens?: number | null;
   cache_read_input_tokens?: number | null;
+  /** The cache writes split by lifetime (when the answer gives the split). */
+  cache_creation?:
+    | {
+        ephemeral_5m_input_tokens?: number | null;
+        ephemeral_1h_input_tokens?: number | null;
+      }
+    | null
+    | undefined;
 }
 
 /** A content block: text{text}, tool_use{id, name, input}, or a type no reader uses. */
