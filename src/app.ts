@@ -24,6 +24,7 @@ import type { Metrics } from './observability/metrics.ts';
 import { requestLog } from './observability/request-log.ts';
 import { requestMetrics } from './observability/request-metrics.ts';
 import type { PriceTable } from './pricing/cost.ts';
+import { reportRoutes } from './reports/report-routes.ts';
 import { createUsageStore, usageRecorder, type UsageStore } from './reports/usage-store.ts';
 import type { UpstreamClient } from './upstream/anthropic-client.ts';
 
@@ -186,5 +187,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(playgroundRoutes);
   await app.register(anthropicRoutes(pipeline));
   await app.register(chatCompletionsRoutes(pipeline));
+  await app.register(reportRoutes({ usage, guard: deps.guard }));
   return app;
 }
