@@ -98,9 +98,9 @@ describe('the playground Usage view in headless Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Show usage' }).click();
   };
   const tableRows = () =>
-    page
-      .locator('#usage-rows tr')
-      .evaluateAll((rows) => rows.map((row) => [...row.querySelectorAll('td')].map((td) => td.textContent)));
+    page.evaluate<string[][]>(
+      "[...document.querySelectorAll('#usage-rows tr')].map((row) => [...row.querySelectorAll('td')].map((td) => td.textContent))",
+    );
 
   it(
     'an admin key: a bar per day with the day’s spend, and every key and model in the table',
@@ -108,11 +108,9 @@ describe('the playground Usage view in headless Chromium', { skip }, () => {
     async () => {
       await show(BOSS, '7');
       await page.locator('#usage-result').waitFor({ state: 'visible' });
-      const bars = await page
-        .locator('#usage-chart-svg rect.bar')
-        .evaluateAll((rects) =>
-          rects.map((r) => [r.getAttribute('data-day'), Number(r.getAttribute('height')), r.textContent]),
-        );
+      const bars = await page.evaluate<[string, number, string][]>(
+        "[...document.querySelectorAll('#usage-chart-svg rect.bar')].map((r) => [r.getAttribute('data-day'), Number(r.getAttribute('height')), r.textContent])",
+      );
       assert.equal(bars.length, 7);
       assert.equal(bars[6]?.[0], isoDay(TODAY));
       assert.deepEqual(bars[4], [isoDay(TODAY - 2 * DAY_MS), 66, `${isoDay(TODAY - 2 * DAY_MS)}: $1.5000`]);
