@@ -24,6 +24,8 @@ import type { Metrics } from './observability/metrics.ts';
 import { requestLog } from './observability/request-log.ts';
 import { requestMetrics } from './observability/request-metrics.ts';
 import type { PriceTable } from './pricing/cost.ts';
+import { reportRoutes } from './reports/report-routes.ts';
+import { createUsageStore, usageRecorder, type UsageStore } from './reports/usage-store.ts';
 import type { UpstreamClient } from './upstream/anthropic-client.ts';
 
 declare module 'fastify' {
@@ -51,6 +53,8 @@ export interface AppDeps {
   guard?: Guard | undefined;
   /** More subscribers to every finished request, after the log line, the metrics and the limits. */
   subscribers?: readonly RequestSubscriber[];
+  /** Where the usage and cost reports are kept; default: from the settings (Redis with REDIS_URL), closed with the app. */
+  usage?: UsageStore;
 }
 
 /** The package's version (package.json is one folder above both `src/` and `dist/`). */
@@ -139,6 +143,13 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   if (deps.metrics) events.subscribe(requestMetrics(deps.metrics));
   installRequestRecords(app, events, config.prices);
   installClientErrors(app);
+  const usage =
+    deps.usage ??
+    createUsageStore(config, () => {
+      deps.metrics?.redisErrors.inc();
+    });
+  if (deps.usage === undefined) app.addHook('onClose', () => usage.close());
+  events.subscribe(usageRecorder(usage));
   for (const subscriber of deps.subscribers ?? []) events.subscribe(subscriber);
   if (config.corsOrigins.length > 0) await app.register(cors, corsOptions(config.corsOrigins));
   installAuthentication(app, deps.guard);
@@ -176,5 +187,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(playgroundRoutes);
   await app.register(anthropicRoutes(pipeline));
   await app.register(chatCompletionsRoutes(pipeline));
+  await app.register(reportRoutes({ usage, guard: deps.guard }));
   return app;
 }

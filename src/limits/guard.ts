@@ -12,6 +12,7 @@ import {
   resolveLimits,
   type LimitName,
   type LimitSettings,
+  type LimitValues,
   type TokenUsage,
 } from './limits.ts';
 import { rateLimitHeaders, reportedLimit } from './rate-limit-headers.ts';
@@ -98,6 +99,11 @@ export interface Guard {
     signal?: AbortSignal,
     cost?: CostEstimate,
   ): Promise<Admission>;
+  /**
+   * Counts one request against the client's `rpm` only: no tokens, no stream, no upstream slot (for
+   * routes that answer without the upstream, such as the usage reports). Admitted, or a 429.
+   */
+  countRequest(client: ClientKey | null): Promise<Admitted | Rejection>;
   /** False while a configured Redis cannot be reached. */
   healthy(): boolean;
 }
@@ -181,6 +187,9 @@ function gateRejection(reason: 'busy' | 'aborted', retryAfterSeconds: number): R
     headers: { 'retry-after': String(retryAfterSeconds) },
   };
 }
+
+/** The lease of a request that holds nothing. */
+const SETTLED: Lease = { settled: true, settle: () => Promise.resolve() };
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
@@ -311,6 +320,25 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
         return gateRejection(slot.reason, slot.retryAfterSeconds);
       }
       return { ok: true, client: identity, headers, lease: lease(reservation, slot.permit) };
+    },
+
+    async countRequest(client) {
+      const identity = client?.name ?? ANONYMOUS;
+      const resolved = resolveLimits(limits.defaults, client?.limits ?? {});
+      const none = { ok: true as const, client: identity, headers: {}, lease: SETTLED };
+      if (resolved.rpm === 0) return none;
+      const rpmOnly = Object.fromEntries(
+        Object.entries(resolved).map(([name, value]) => [name, name === 'rpm' ? value : 0]),
+      ) as unknown as LimitValues;
+      const result = await store
+        .admit({ identity, limits: rpmOnly, nowMs: now(), reserveTokens: 0, leaseId: randomUUID() })
+        .catch((error: unknown) => ({ outcome: 'unavailable' as const, error: asError(error) }));
+      if (result.outcome === 'denied') return limitRejection(result.states);
+      if (result.outcome === 'unavailable') {
+        storeFailed(result.error, 'admit');
+        return limits.redisErrorPolicy === 'closed' ? UNAVAILABLE : none;
+      }
+      return { ...none, headers: rateLimitHeaders(result.states) };
     },
 
     healthy: () => store.healthy(),

@@ -8,6 +8,7 @@ import type { RequestSubscriber } from '../../src/http/request-events.ts';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
 import { setUpGuard } from '../../src/limits/setup.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
+import type { UsageStore } from '../../src/reports/usage-store.ts';
 import { createUpstreamClient } from '../../src/upstream/anthropic-client.ts';
 import { waitFor } from './wait.ts';
 
@@ -30,6 +31,8 @@ export interface HarnessOptions {
   now?: () => number;
   /** More subscribers to every finished request (e.g. a ledger). */
   subscribers?: readonly RequestSubscriber[];
+  /** Where the usage reports are kept (default: from the settings). */
+  usage?: UsageStore;
 }
 
 /** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
@@ -74,6 +77,7 @@ export async function startHarness(
     metrics,
     guard: limits.guard,
     subscribers: options.subscribers ?? [],
+    ...(options.usage ? { usage: options.usage } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
