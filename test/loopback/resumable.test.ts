@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import type { AnswerStore } from '../../src/answers/answer-store.ts';
+import { MemoryAnswerStore } from '../../src/answers/memory-answer-store.ts';
 import { requestLogOf, requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
 import { SseClient, joinedText, postQuery, type IdEvent } from '../helpers/sse-client.ts';
 import { closedWithin, upstreamRequest, waitFor } from '../helpers/wait.ts';
@@ -421,3 +423,53 @@ function query(h: Harness, headers: Record<string, string> = {}): Promise<Respon
     body: JSON.stringify({ prompt: 'x' }),
   });
 }
+
+describe('resumable answers: a failing store', () => {
+  it('a failed append: the live client still gets the whole answer; nothing more is written for it', async () => {
+    const memory = new MemoryAnswerStore({ ttlMs: 60_000 });
+    const calls: string[] = [];
+    const store: AnswerStore = {
+      get: (id) => memory.get(id),
+      read: (id, after, signal) => memory.read(id, after, signal),
+      cancel: (id) => memory.cancel(id),
+      close: () => memory.close(),
+      async create(answer) {
+        const producer = await memory.create(answer);
+        let appends = 0;
+        return {
+          id: producer.id,
+          cancelRequested: producer.cancelRequested,
+          followers: () => producer.followers(),
+          heartbeat: () => {
+            calls.push('heartbeat');
+            return producer.heartbeat();
+          },
+          append: (events, text) => {
+            calls.push('append');
+            return ++appends === 2 ? Promise.reject(new Error('store down')) : producer.append(events, text);
+          },
+          finish: (ending) => {
+            calls.push('finish');
+            return producer.finish(ending);
+          },
+        };
+      },
+    };
+    const h = await startHarness({}, { answerStore: store });
+    try {
+      h.fake.queue({ kind: 'message', deltas: WORDS, deltaDelayMs: 5 });
+      const client = postQuery(h.url, { prompt: 'x', resumable: true });
+      await client.closed;
+      assert.equal(joinedText(client.events), FULL);
+      assert.deepEqual(ids(client.events), range(1, WORDS.length + 2));
+      assert.deepEqual(
+        calls.filter((c) => c !== 'heartbeat'),
+        ['append', 'append'],
+        'nothing written after the failed append',
+      );
+      await waitFor(() => h.logs.some((l) => l.includes('answer store failed')), 'the warning');
+    } finally {
+      await h.close();
+    }
+  });
+});
