@@ -7,7 +7,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { answerRoutes } from './answers/answer-routes.ts';
 import type { AnswerStore } from './answers/answer-store.ts';
 import { AnswerService } from './answers/detached-answers.ts';
-import { answerStoreFor } from './answers/setup.ts';
+import { MemoryAnswerStore } from './answers/memory-answer-store.ts';
 import type { Config } from './config.ts';
 import { anthropicRoutes } from './http/anthropic-routes.ts';
 import { installAuthentication } from './http/authentication.ts';
@@ -56,7 +56,7 @@ export interface AppDeps {
   guard?: Guard | undefined;
   /** More subscribers to every finished request, after the log line, the metrics and the limits. */
   subscribers?: readonly RequestSubscriber[];
-  /** Where resumable and background answers live; default: `answerStoreFor(config)`. */
+  /** Where resumable and background answers live; default: in this process's memory. */
   answerStore?: AnswerStore;
   /** On close, running answers may go on this long before they are stopped (default 0: at once). */
   answerDrainMs?: number;
@@ -173,7 +173,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   const answers = config.answers.enabled
     ? new AnswerService({
-        store: deps.answerStore ?? answerStoreFor(config),
+        store: deps.answerStore ?? new MemoryAnswerStore({ ttlMs: config.answers.ttlMs }),
         settings: config.answers,
         config,
         logger: deps.logger,
