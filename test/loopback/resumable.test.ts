@@ -473,3 +473,48 @@ describe('resumable answers: a failing store', () => {
     }
   });
 });
+
+describe('resumable answers: bounded without a connection', () => {
+  it('at most MAX_CONNECTIONS answers run per process, background ones included: then 503', async () => {
+    const h = await startHarness({ MAX_CONNECTIONS: '2' });
+    try {
+      h.fake.setScenario(() => ({
+        kind: 'message',
+        deltas: WORDS,
+        fault: { type: 'stall', afterDeltas: 1 },
+      }));
+      const start = () =>
+        fetch(`${h.url}/llm/query`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', connection: 'close' },
+          body: JSON.stringify({ prompt: 'x', background: true }),
+        });
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const res = await start();
+        assert.equal(res.status, 202);
+        ids.push(((await res.json()) as { id: string }).id);
+      }
+      await upstreamRequest(h.fake, 2);
+      const refused = await start();
+      assert.equal(refused.status, 503);
+      assert.match(
+        ((await refused.json()) as { error: { message: string } }).error.message,
+        /MAX_CONNECTIONS/,
+      );
+      for (const id of ids) {
+        const cancel = await fetch(`${h.url}/llm/answers/${id}/cancel`, {
+          method: 'POST',
+          headers: { connection: 'close' },
+        });
+        assert.equal(((await cancel.json()) as { status: string }).status, 'cancelled');
+      }
+      h.fake.setScenario(() => ({ kind: 'message', deltas: ['ok'] }));
+      const again = await start();
+      assert.equal(again.status, 202);
+      await again.arrayBuffer();
+    } finally {
+      await h.close();
+    }
+  });
+});
