@@ -105,6 +105,7 @@ async function main(): Promise<void> {
     guard: limits.guard,
     isDraining: () => draining,
     subscribers: ledger ? [ledger.subscriber] : [],
+    answerDrainMs: DRAIN_MS,
   });
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -133,13 +134,18 @@ async function main(): Promise<void> {
     if (draining) return;
     draining = true;
     logger.info({ signal }, 'draining: no new requests, open answers may finish for up to 10 s');
+    // Resumable and background answers run on for the drain, then end `failed` (their followers told).
+    const answers = app.answers?.drain(DRAIN_MS) ?? Promise.resolve();
     const force = setTimeout(() => {
-      app.server.closeAllConnections();
+      // The answers first, so that a client still following one gets its last event.
+      void answers.finally(() => {
+        app.server.closeAllConnections();
+      });
     }, DRAIN_MS);
     force.unref();
-    // Every request has finished once the app has closed: the ledger then writes what is left.
-    void app
-      .close()
+    // Every request has finished once the app has closed and the answers have ended: the ledger
+    // then writes what is left.
+    void Promise.all([app.close(), answers])
       .then(() => Promise.all([upstream.close(), mock?.close(), limits.close(), ledger?.close()]))
       .finally(() => {
         clearTimeout(force);

@@ -14,11 +14,12 @@ import {
 } from './pipeline.ts';
 import { errorResponses } from './error-responses.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
+import type { AnswerMode } from './request-record.ts';
 import { sseEvent } from './sse-writer.ts';
 
 const schema = {
   summary: 'Ask Claude; the answer streams back as Server-Sent Events',
-  description: `Send \`prompt\` (or \`messages\`). By default the answer streams as SSE. ${SSE_DESCRIPTION}\n\nWith \`"stream": false\` the answer is one JSON object.`,
+  description: `Send \`prompt\` (or \`messages\`). By default the answer streams as SSE. ${SSE_DESCRIPTION}\n\nWith \`"stream": false\` the answer is one JSON object.\n\nWith \`"resumable": true\` every event has an \`id:\` and the answer survives a lost connection (resume at /llm/answers/{id}/events); with \`"background": true\` the answer is 202 at once and generated to its end.`,
   body: QueryBody,
   response: {
     200: {
@@ -32,10 +33,30 @@ const schema = {
           type: 'string',
           description: 'The model that served the answer: the requested one, or a FALLBACK_MODELS model',
         },
+        'x-answer-id': {
+          type: 'string',
+          description:
+            'With "resumable": true, the answer\'s id (also `answer_id` in the start event): resume at /llm/answers/{id}/events',
+        },
       },
       content: {
         'text/event-stream': { schema: { type: 'string', description: SSE_DESCRIPTION } },
         'application/json': { schema: QueryAnswer },
+      },
+    },
+    202: {
+      description:
+        'With "background": true: the answer is being generated; follow it at /llm/answers/{id}/events, poll GET /llm/answers/{id}',
+      headers: {
+        location: { type: 'string', description: '/llm/answers/{id}' },
+        'x-answer-id': { type: 'string', description: 'The answer id' },
+      },
+      type: 'object',
+      required: ['id', 'status', 'model'],
+      properties: {
+        id: { type: 'string', description: 'The answer id (made by the service)' },
+        status: { type: 'string', enum: ['in_progress'] },
+        model: { type: 'string' },
       },
     },
     ...errorResponses(ErrorBody, 'Invalid request, or the upstream rejected it'),
@@ -58,6 +79,19 @@ interface QueryCall extends UpstreamCall {
   readonly stream: boolean;
 }
 
+function answerModeOf(input: QueryBody): AnswerMode | undefined {
+  if (input.background === true) return 'background';
+  if (input.resumable !== true) return undefined;
+  if (input.stream === false) {
+    throw new ConnectorError(
+      'invalid_request_error',
+      400,
+      '"resumable" needs a streamed answer: leave out "stream": false, or ask with "background": true and read the answer when it is done',
+    );
+  }
+  return 'resumable';
+}
+
 /** `/llm/query`: the service's own API. Events `start`, `delta`, `done` or `error`; or one JSON answer. */
 const queryAdapter: ApiAdapter<QueryCall> = {
   read(request, config) {
@@ -67,7 +101,10 @@ const queryAdapter: ApiAdapter<QueryCall> = {
     }
     const model = input.model ?? config.defaultModel;
     const defaults = { model: config.defaultModel, maxTokens: config.defaultMaxTokens };
+    const answerMode =
+      input.resumable === undefined && input.background === undefined ? undefined : answerModeOf(input);
     return {
+      answerMode,
       upstream: { method: 'POST', path: '/v1/messages', body: buildMessagesBody(input, defaults) },
       model,
       stream: input.stream !== false,
@@ -124,6 +161,28 @@ const queryAdapter: ApiAdapter<QueryCall> = {
       },
     };
     return streamMessage(exchange, body, framing);
+  },
+
+  framing(request, _call, answerId) {
+    return {
+      start: (model) => ({
+        event: 'start',
+        data: JSON.stringify({ id: request.id, model, answer_id: answerId }),
+      }),
+      readers: (emit) => ({
+        onTextLiteral: (literal) => {
+          emit('delta', `{"text":${literal}}`, JSON.parse(literal) as string);
+        },
+      }),
+      done: (stopReason, usage) => ({
+        event: 'done',
+        data: `{"stop_reason":${JSON.stringify(stopReason)},"usage":${usageJson(usage)}}`,
+      }),
+      error: (failure) => ({
+        event: 'error',
+        data: JSON.stringify(errorEnvelope(failure.type, failure.message, request.id)),
+      }),
+    };
   },
 };
 

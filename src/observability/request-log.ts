@@ -26,6 +26,7 @@ export function requestLogLine(f: RequestFinished): Record<string, unknown> {
       f.costPicoUsd === undefined ? undefined : f.costPicoUsd === null ? null : usdString(f.costPicoUsd),
     stop_reason: f.stopReason,
     error_type: f.errorType,
+    answer_mode: f.answerMode === 'plain' ? undefined : f.answerMode,
   };
 }
 

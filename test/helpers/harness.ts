@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
+import type { AnswerStore } from '../../src/answers/answer-store.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import type { RequestSubscriber } from '../../src/http/request-events.ts';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
@@ -33,6 +34,8 @@ export interface HarnessOptions {
   subscribers?: readonly RequestSubscriber[];
   /** Where the usage reports are kept (default: from the settings). */
   usage?: UsageStore;
+  /** Where resumable answers live (default: the service's own choice, in memory). */
+  answerStore?: AnswerStore;
 }
 
 /** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
@@ -78,6 +81,7 @@ export async function startHarness(
     guard: limits.guard,
     subscribers: options.subscribers ?? [],
     ...(options.usage ? { usage: options.usage } : {}),
+    ...(options.answerStore ? { answerStore: options.answerStore } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();

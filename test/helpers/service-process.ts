@@ -26,6 +26,9 @@ const BLANK_ENV: Record<string, string> = {
   RATE_LIMIT_ON_REDIS_ERROR: '',
   CORS_ORIGINS: '',
   DATABASE_URL: '',
+  RESUMABLE_ANSWERS: '',
+  RESUME_GRACE_SECONDS: '',
+  ANSWER_TTL_SECONDS: '',
 };
 
 export interface Exit {
