@@ -142,7 +142,7 @@ return { redis.call('HGETALL', KEYS[1]), redis.call('GET', KEYS[3]) or '' }
 /**
  * The events after a seq, up to a count, after ending an answer whose producer was lost; counts the
  * follower. ARGV: after, count, ttl after the end, follower member, ms the follower counts for.
- * Returns {} when unknown, else { status, entries }.
+ * Returns {} when unknown, else { status, entries, seq of the last event }.
  */
 export const READ = script(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
@@ -150,7 +150,7 @@ check_lost(ARGV[3])
 redis.call('ZADD', KEYS[5], now_ms() + tonumber(ARGV[5]), ARGV[4])
 redis.call('PEXPIRE', KEYS[5], math.max(redis.call('PTTL', KEYS[1]), 1))
 local entries = redis.call('XRANGE', KEYS[2], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
-return { redis.call('HGET', KEYS[1], 'status'), entries }
+return { redis.call('HGET', KEYS[1], 'status'), entries, tonumber(redis.call('HGET', KEYS[1], 'seq')) }
 `);
 
 /** The followers counted now, on every replica (expired members dropped). */

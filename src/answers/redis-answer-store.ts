@@ -166,12 +166,13 @@ export class RedisAnswerStore implements AnswerStore {
           if (!counted) throw error;
           failingSince ??= Date.now();
           if (Date.now() - failingSince > this.#aliveTtlMs) throw error;
-          await channel.wait(pos, signal, Math.min(this.#pollMs, 500));
+          await pause(Math.min(this.#pollMs, 500), signal);
           continue;
         }
-        if (!Array.isArray(reply) || reply.length < 2) return; // unknown or expired
+        if (!Array.isArray(reply) || reply.length < 3) return; // unknown or expired
         counted = true;
         const status = String(reply[0]) as AnswerStatus;
+        const lastSeq = Number(reply[2]);
         const events = parseEntries(reply[1]).filter((event) => event.seq > pos);
         if (events.length > 0) {
           pos = lastOf(events).seq;
@@ -186,10 +187,13 @@ export class RedisAnswerStore implements AnswerStore {
         for (;;) {
           const waitMs = this.#pollMs - (Date.now() - lookedAt);
           if (waitMs <= 0) break;
-          const live = await channel.wait(pos, signal, waitMs);
+          const live = await channel.wait(pos, signal, waitMs, Math.min(pos, lastSeq));
           if (live === null || stopped()) break;
           const next = live.filter((event) => event.seq > pos);
-          if (next.length === 0) continue;
+          if (next.length === 0) {
+            if (live.some((event) => event.end)) return; // it ended (a read past its last event)
+            continue;
+          }
           if (next[0]?.seq !== pos + 1) break; // a gap: read the kept events
           pos = lastOf(next).seq;
           yield next.map(plain);
@@ -478,16 +482,17 @@ class Channel {
   /**
    * The events after `pos` delivered here: at once when they were delivered recently, else the next
    * ones; null after `ms`, when `signal` aborts, or when events after `pos` were delivered too long
-   * ago (the caller reads them from Redis).
+   * ago (the caller reads them from Redis). `known`: the answer's last kept event, as far as `pos`.
    */
-  wait(pos: number, signal: AbortSignal, ms: number): Promise<readonly ReadEvent[] | null> {
+  wait(pos: number, signal: AbortSignal, ms: number, known: number): Promise<readonly ReadEvent[] | null> {
     if (signal.aborted) return Promise.resolve(null);
     if (this.cursor > pos) {
       const first = this.#recent[0];
       const kept = first !== undefined && first.seq <= pos + 1;
       return Promise.resolve(kept ? this.#recent.filter((event) => event.seq > pos) : null);
     }
-    if (this.cursor < pos) this.cursor = pos;
+    // The shared reader reads after the last event known to be kept (never past the end).
+    if (this.cursor < known) this.cursor = known;
     return new Promise((resolve) => {
       const finish = (events: readonly ReadEvent[] | null): void => {
         clearTimeout(timer);
@@ -686,6 +691,19 @@ function storedAnswer(id: string, flat: readonly string[], text: string): Stored
       error: parseJson(hash.get('error')) as AnswerError | null,
     },
   };
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {

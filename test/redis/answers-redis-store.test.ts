@@ -92,6 +92,27 @@ describeIf(reachable, `Redis is not reachable at ${SHARED_REDIS_URL}`, 'Redis an
       assert.equal(answer.snapshot.status, 'completed');
     });
 
+    it('a read past the last event ends as soon as the answer ends on the other replica', async () => {
+      // Looking again every minute: only the live events can end it within the test.
+      const slow = await connected({ url: SHARED_REDIS_URL, pollMs: 60_000 });
+      try {
+        const producer = await a.create(newAnswer());
+        await producer.append([delta(1)], 't1');
+        const past = follow(slow, producer.id, Number.MAX_SAFE_INTEGER);
+        const next = follow(slow, producer.id, 1);
+        await waitFor(async () => (await producer.followers()) === 2, 'both followers');
+        await producer.finish(completed(2));
+        await within(Promise.all([past.done, next.done]), 5_000, 'the reads to end');
+        assert.deepEqual(past.seen, []);
+        assert.deepEqual(
+          next.seen.map((e) => e.seq),
+          [2],
+        );
+      } finally {
+        await slow.close();
+      }
+    });
+
     it('cancel on the other replica aborts the producer at once (pub/sub)', async () => {
       const producer = await a.create(newAnswer());
       await producer.append([delta(1)], 't1');
