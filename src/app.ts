@@ -4,6 +4,10 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import cors from '@fastify/cors';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { answerRoutes } from './answers/answer-routes.ts';
+import type { AnswerStore } from './answers/answer-store.ts';
+import { AnswerService } from './answers/detached-answers.ts';
+import { MemoryAnswerStore } from './answers/memory-answer-store.ts';
 import type { Config } from './config.ts';
 import { anthropicRoutes } from './http/anthropic-routes.ts';
 import { installAuthentication } from './http/authentication.ts';
@@ -32,6 +36,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** What is registered: paths, methods, error shapes, which are guarded. */
     routeTable: RouteTable;
+    /** Resumable and background answers; null when they are off (RESUMABLE_ANSWERS). */
+    answers: AnswerService | null;
   }
 }
 
@@ -50,6 +56,10 @@ export interface AppDeps {
   guard?: Guard | undefined;
   /** More subscribers to every finished request, after the log line, the metrics and the limits. */
   subscribers?: readonly RequestSubscriber[];
+  /** Where resumable and background answers live; default: in this process's memory. */
+  answerStore?: AnswerStore;
+  /** On close, running answers may go on this long before they are stopped (default 0: at once). */
+  answerDrainMs?: number;
 }
 
 /** The package's version (package.json is one folder above both `src/` and `dist/`). */
@@ -72,6 +82,7 @@ function corsOptions(origins: readonly string[]) {
       'anthropic-version',
       'anthropic-beta',
       'x-request-id',
+      'last-event-id',
     ],
     exposedHeaders: [
       'x-request-id',
@@ -81,6 +92,8 @@ function corsOptions(origins: readonly string[]) {
       'ratelimit-reset',
       'x-ignored-fields',
       'x-served-model',
+      'x-answer-id',
+      'location',
     ],
     maxAge: 600,
   };
@@ -158,15 +171,33 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
 
+  const answers = config.answers.enabled
+    ? new AnswerService({
+        store: deps.answerStore ?? new MemoryAnswerStore({ ttlMs: config.answers.ttlMs }),
+        settings: config.answers,
+        config,
+        logger: deps.logger,
+        metrics: deps.metrics,
+      })
+    : null;
+  app.decorate('answers', answers);
+  if (answers) {
+    app.addHook('onClose', async () => {
+      await answers.drain(deps.answerDrainMs ?? 0);
+      await answers.store.close();
+    });
+  }
   const pipeline: PipelineDeps = {
     config,
     upstream: deps.upstream,
     guard: deps.guard,
     metrics: deps.metrics,
     events,
+    answers: answers ?? undefined,
   };
   await app.register(systemRoutes({ ...deps, metricsRequireKey: config.metricsRequireKey }));
   await app.register(queryRoutes(pipeline));
+  if (answers) await app.register(answerRoutes(pipeline, answers.store));
   await app.register(playgroundRoutes);
   await app.register(anthropicRoutes(pipeline));
   await app.register(chatCompletionsRoutes(pipeline));

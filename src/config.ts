@@ -45,6 +45,17 @@ export interface Config {
   readonly clientKeysFile: string | undefined;
   /** Default limits per client, the upstream cap and the limit store (RATE_LIMIT_*, REDIS_URL…). */
   readonly limits: LimitSettings;
+  /** Resumable and background answers of /llm/query (RESUMABLE_ANSWERS, RESUME_GRACE_SECONDS, ANSWER_TTL_SECONDS). */
+  readonly answers: AnswerSettings;
+}
+
+export interface AnswerSettings {
+  /** Off: `resumable` and `background` are refused (400). */
+  readonly enabled: boolean;
+  /** How long a resumable answer goes on once nobody follows it. */
+  readonly graceMs: number;
+  /** How long an answer is kept after it ended. */
+  readonly ttlMs: number;
 }
 
 export { ConfigError };
@@ -190,6 +201,27 @@ function clientKeyring(env: Source): ClientKeyring | null {
 }
 
 /**
+ * `RESUMABLE_ANSWERS` (default: on, except with several workers and no REDIS_URL, where each worker
+ * would hold its own answers and a resume landing on another worker would not find them). Asking for
+ * it in that setup is a start-up error.
+ */
+function answerSettings(env: Source, workers: number, redisUrl: string | undefined): AnswerSettings {
+  const shared = workers === 1 || redisUrl !== undefined;
+  const asked = env.RESUMABLE_ANSWERS?.trim() ?? '';
+  const enabled = asked === '' ? shared : flag(env, 'RESUMABLE_ANSWERS');
+  if (enabled && !shared) {
+    throw new ConfigError(
+      `RESUMABLE_ANSWERS with ${workers} workers needs REDIS_URL: each worker would keep its own answers in memory, and a resume reaching another worker would not find them`,
+    );
+  }
+  return {
+    enabled,
+    graceMs: positiveSeconds(env, 'RESUME_GRACE_SECONDS', 30),
+    ttlMs: positiveSeconds(env, 'ANSWER_TTL_SECONDS', 600),
+  };
+}
+
+/**
  * Builds the frozen configuration from the environment (which wins) over the `.env` file values:
  * every setting, client keys (reading SERVICE_API_KEYS_FILE) and limits included.
  * Throws ConfigError with a one-line message naming the offending setting.
@@ -209,6 +241,12 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
   const host = flags.host ?? (env.HOST?.trim() || '127.0.0.1');
   const portSource = flags.port === undefined ? env : { PORT: flags.port };
   const workersSource = flags.workers === undefined ? env : { '--workers': flags.workers };
+  const workers = number(workersSource, flags.workers === undefined ? 'WORKERS' : '--workers', 1, {
+    integer: true,
+    min: 1,
+    max: 256,
+  });
+  const limits = parseLimitSettings(env);
   return Object.freeze({
     anthropicApiKey: flags.mock ? 'mock-key' : key,
     upstreamOrigin: base.origin,
@@ -230,14 +268,11 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     corsOrigins: parseOrigins(env.CORS_ORIGINS),
     fallbackModels: parseModelList(env.FALLBACK_MODELS),
     metricsRequireKey: flag(env, 'METRICS_REQUIRE_KEY'),
-    workers: number(workersSource, flags.workers === undefined ? 'WORKERS' : '--workers', 1, {
-      integer: true,
-      min: 1,
-      max: 256,
-    }),
+    workers,
     clientKeys: clientKeyring(env),
     clientKeysFile: env.SERVICE_API_KEYS_FILE?.trim() || undefined,
-    limits: parseLimitSettings(env),
+    limits,
+    answers: answerSettings(env, workers, limits.redisUrl),
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
   });
 }

@@ -6,6 +6,7 @@ import type {
   RouteHandlerMethod,
 } from 'fastify';
 import type { Usage } from '../anthropic/message-stream.ts';
+import { ConnectorError } from '../errors.ts';
 import type { Config } from '../config.ts';
 import type { ClientKey } from '../limits/client-keys.ts';
 import { rejectionError, type Guard, type Lease } from '../limits/guard.ts';
@@ -15,8 +16,9 @@ import { NO_FALLBACKS, openWithFallbacks, type Fallbacks } from '../upstream/fal
 import { mapUpstreamStatus } from '../upstream/map-status.ts';
 import { abortOnClientClose } from './client-abort.ts';
 import type { ErrorShape } from './error-shapes.ts';
+import type { PumpHooks } from './message-pump.ts';
 import type { RequestEvents } from './request-events.ts';
-import type { RequestRecord } from './request-record.ts';
+import type { AnswerMode, RequestRecord } from './request-record.ts';
 import { setServedModel } from './served-model.ts';
 
 declare module 'fastify' {
@@ -45,6 +47,8 @@ export interface UpstreamCall {
   readonly reserveTokens: number;
   /** Other models to ask when this one is overloaded; the answer then names its model in `x-served-model`. */
   readonly fallbacks?: Fallbacks;
+  /** `resumable` or `background`: the answer outlives its connection (see `DetachedAnswers`). Default `plain`. */
+  readonly answerMode?: AnswerMode | undefined;
 }
 
 /** An upstream answer that has begun (2xx), its body still to be read. */
@@ -85,6 +89,33 @@ export interface ApiAdapter<C extends UpstreamCall = UpstreamCall> {
   refused?(exchange: Exchange, call: C, answer: RefusedAnswer): Promise<void>;
   /** Writes the begun answer (streamed or whole) and says how it ended. */
   answer(exchange: Exchange, call: C, answer: OpenedAnswer): Promise<AnswerResult>;
+  /** The API's events for a resumable or background answer (only adapters that offer them). */
+  framing?(request: FastifyRequest, call: C, answerId: string): AnswerFraming;
+}
+
+/** How an API frames a resumable answer as numbered SSE events (see src/answers). */
+export interface AnswerFraming {
+  /** The first event, once the answer has begun; `model` is the one that serves. */
+  start(model: string): { event: string; data: string };
+  /** The pump's readers; `emit` adds an event and the text it adds to the answer ('' when none). */
+  readers(
+    emit: (event: string, data: string, text: string) => void,
+  ): Pick<PumpHooks, 'onTextLiteral' | 'onEvent'>;
+  /** The last event of a complete answer. */
+  done(stopReason: string | null, usage: Usage): { event: string; data: string };
+  /** The last event of an answer that failed or was stopped. */
+  error(failure: { type: string; message: string }): { event: string; data: string };
+}
+
+/** Runs the answers that outlive their connection (`resumable`, `background`); see src/answers. */
+export interface DetachedAnswers {
+  handle(
+    deps: PipelineDeps,
+    adapter: ApiAdapter,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    call: UpstreamCall,
+  ): Promise<void>;
 }
 
 export interface PipelineDeps {
@@ -93,6 +124,8 @@ export interface PipelineDeps {
   guard?: Guard | undefined;
   metrics?: Metrics | undefined;
   events: RequestEvents;
+  /** Resumable and background answers; undefined when they are off. */
+  answers?: DetachedAnswers | undefined;
 }
 
 export interface AnswerRouteOptions<C extends UpstreamCall> {
@@ -114,17 +147,21 @@ export function retryHeaders(record: Pick<RequestRecord, 'attempts'>): Record<st
   return record.attempts > 0 ? { 'x-should-retry': 'false' } : {};
 }
 
-/** Checks the client's limits (reserving `reserveTokens`); throws the 429/503 with its headers set on the reply. */
-async function admit(
-  deps: PipelineDeps,
+/**
+ * Checks the client's limits (reserving `reserveTokens`); throws the 429/503 with its headers set on
+ * the reply. `requestOnly`: a request that never calls the upstream (counts against `rpm` only).
+ */
+export async function admit(
+  deps: Pick<PipelineDeps, 'guard' | 'metrics'>,
   request: FastifyRequest,
   reply: FastifyReply,
   reserveTokens: number,
   signal: AbortSignal,
+  options?: { readonly requestOnly?: boolean },
 ): Promise<void> {
   const { guard } = deps;
   if (!guard) return;
-  const admission = await guard.admit(request.client, reserveTokens, signal);
+  const admission = await guard.admit(request.client, reserveTokens, signal, options);
   void reply.headers(admission.headers);
   if (!admission.ok) {
     deps.metrics?.rateLimitRejections.inc({
@@ -143,6 +180,11 @@ function handlerFor<C extends UpstreamCall>(deps: PipelineDeps, adapter: ApiAdap
     const call = adapter.read(request, deps.config);
     record.requestModel(call.model);
     if (call.replyHeaders) void reply.headers(call.replyHeaders);
+    if (call.answerMode !== undefined && call.answerMode !== 'plain') {
+      if (!deps.answers) throw answersOff();
+      await deps.answers.handle(deps, adapter, request, reply, call);
+      return;
+    }
     const signal = abortOnClientClose(reply.raw);
     await admit(deps, request, reply, call.reserveTokens, signal);
     const { fallbacks } = call;
@@ -172,6 +214,47 @@ function handlerFor<C extends UpstreamCall>(deps: PipelineDeps, adapter: ApiAdap
     record.answered(await adapter.answer(exchange, call, opened));
   };
   return Object.assign(handler, { [ADMITS]: true });
+}
+
+function answersOff(): ConnectorError {
+  return new ConnectorError(
+    'invalid_request_error',
+    400,
+    'Resumable and background answers are off on this service: send the request without "resumable" and "background"',
+  );
+}
+
+/**
+ * Registers a guarded route that never calls the upstream (e.g. the stored answers'): its request is
+ * authenticated and counted against the client's `rpm` only (never refused for tokens or open streams: a
+ * client must be able to read the answer it paid for), takes no slot, then `handler` runs.
+ */
+export function guardedRoute(
+  app: FastifyInstance,
+  deps: Pick<PipelineDeps, 'guard' | 'metrics'>,
+  options: {
+    method: 'GET' | 'POST';
+    url: string;
+    schema: FastifySchema;
+    /** A GET route also answers HEAD unless this is false (e.g. an event stream). */
+    exposeHeadRoute?: boolean;
+    handler: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  },
+): void {
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    await admit(deps, request, reply, 0, abortOnClientClose(reply.raw), { requestOnly: true });
+    // Counted in rpm at admission; it holds nothing while it runs.
+    await request.lease?.settle();
+    await options.handler(request, reply);
+  };
+  app.route({
+    method: options.method,
+    url: options.url,
+    schema: options.schema,
+    config: { guarded: true, errorShape: 'default' },
+    exposeHeadRoute: options.exposeHeadRoute ?? true,
+    handler: Object.assign(handler, { [ADMITS]: true }),
+  });
 }
 
 /** Registers a route that answers from the upstream: authenticated, admitted, then the adapter's answer. */

@@ -7,6 +7,7 @@ import { collectMessage, streamMessage, type StreamFraming } from './message-ans
 import { answerRoute, type ApiAdapter, type PipelineDeps, type UpstreamCall } from './pipeline.ts';
 import { errorResponses } from './error-responses.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
+import type { AnswerMode } from './request-record.ts';
 import { sseEvent } from './sse-writer.ts';
 
 const schema = {
@@ -44,6 +45,19 @@ interface QueryCall extends UpstreamCall {
   readonly stream: boolean;
 }
 
+function answerModeOf(input: QueryBody): AnswerMode | undefined {
+  if (input.background === true) return 'background';
+  if (input.resumable !== true) return undefined;
+  if (input.stream === false) {
+    throw new ConnectorError(
+      'invalid_request_error',
+      400,
+      '"resumable" needs a streamed answer: leave out "stream": false, or ask with "background": true and read the answer when it is done',
+    );
+  }
+  return 'resumable';
+}
+
 /** `/llm/query`: the service's own API. Events `start`, `delta`, `done` or `error`; or one JSON answer. */
 const queryAdapter: ApiAdapter<QueryCall> = {
   read(request, config) {
@@ -53,7 +67,10 @@ const queryAdapter: ApiAdapter<QueryCall> = {
     }
     const model = input.model ?? config.defaultModel;
     const defaults = { model: config.defaultModel, maxTokens: config.defaultMaxTokens };
+    const answerMode =
+      input.resumable === undefined && input.background === undefined ? undefined : answerModeOf(input);
     return {
+      answerMode,
       upstream: { method: 'POST', path: '/v1/messages', body: buildMessagesBody(input, defaults) },
       model,
       stream: input.stream !== false,
@@ -105,6 +122,28 @@ const queryAdapter: ApiAdapter<QueryCall> = {
       },
     };
     return streamMessage(exchange, body, framing);
+  },
+
+  framing(request, _call, answerId) {
+    return {
+      start: (model) => ({
+        event: 'start',
+        data: JSON.stringify({ id: request.id, model, answer_id: answerId }),
+      }),
+      readers: (emit) => ({
+        onTextLiteral: (literal) => {
+          emit('delta', `{"text":${literal}}`, JSON.parse(literal) as string);
+        },
+      }),
+      done: (stopReason, usage) => ({
+        event: 'done',
+        data: `{"stop_reason":${JSON.stringify(stopReason)},"usage":${usageJson(usage)}}`,
+      }),
+      error: (failure) => ({
+        event: 'error',
+        data: JSON.stringify(errorEnvelope(failure.type, failure.message, request.id)),
+      }),
+    };
   },
 };
 

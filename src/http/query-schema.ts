@@ -44,6 +44,18 @@ export const QueryBody = {
     top_k: { type: 'integer', minimum: 0 },
     stop_sequences: { type: 'array', items: { type: 'string', minLength: 1 }, maxItems: 16 },
     stream: { type: 'boolean', default: true, description: 'false: one JSON answer instead of SSE' },
+    resumable: {
+      type: 'boolean',
+      default: false,
+      description:
+        'true: every event carries an `id:` and the answer survives a lost connection: resume it with GET /llm/answers/{id}/events (see X-Answer-ID)',
+    },
+    background: {
+      type: 'boolean',
+      default: false,
+      description:
+        "true: 202 at once with the answer's id; it is generated to the end whether anyone follows it or not (poll GET /llm/answers/{id})",
+    },
   },
   additionalProperties: false,
   examples: [

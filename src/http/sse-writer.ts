@@ -109,6 +109,12 @@ export class SseBatch {
     return socket;
   }
 
+  /** Stops the keep-alive and forgets what is pending, the response left as it is (its client has gone). */
+  stop(): void {
+    clearInterval(this.keepAlive);
+    this.out = '';
+  }
+
   /** Stops the keep-alive and ends the answer with what is pending, then `last`. */
   end(last = ''): void {
     clearInterval(this.keepAlive);

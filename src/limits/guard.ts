@@ -78,8 +78,17 @@ export type Admission = Admitted | Rejection;
 
 export interface Guard {
   authenticate(headers: Readonly<Record<string, string | readonly string[] | undefined>>): Authentication;
-  /** Checks the client's limits, reserving `reserveTokens` (e.g. max_tokens), then waits for an upstream slot. */
-  admit(client: ClientKey | null, reserveTokens: number, signal?: AbortSignal): Promise<Admission>;
+  /**
+   * Checks the client's limits, reserving `reserveTokens` (e.g. max_tokens), then waits for an upstream
+   * slot. `requestOnly`: a request that never calls the upstream and holds nothing (e.g. reading a
+   * stored answer) counts against `rpm` only and takes no upstream slot.
+   */
+  admit(
+    client: ClientKey | null,
+    reserveTokens: number,
+    signal?: AbortSignal,
+    options?: { readonly requestOnly?: boolean },
+  ): Promise<Admission>;
   /** False while a configured Redis cannot be reached. */
   healthy(): boolean;
 }
@@ -154,6 +163,16 @@ function asError(error: unknown): Error {
 function asFailure(error: unknown): StoreOutcome {
   return { ok: false, error: asError(error) };
 }
+
+/** The upstream slot of a request that never calls the upstream. */
+const NO_SLOT = {
+  ok: true,
+  permit: {
+    release() {
+      // Nothing was taken.
+    },
+  },
+} as const;
 
 /** Authentication, per-client limits and the upstream gate behind two calls, for the routes. */
 export function createGuard(options: GuardOptions): ReloadableGuard {
@@ -231,9 +250,11 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
       return keyring.identify(presented) ?? 'invalid';
     },
 
-    async admit(client, reserveTokens, signal) {
+    async admit(client, reserveTokens, signal, options) {
       const identity = client?.name ?? ANONYMOUS;
-      const clientLimits = resolveLimits(limits.defaults, client?.limits ?? {});
+      const resolved = resolveLimits(limits.defaults, client?.limits ?? {});
+      const requestOnly = options?.requestOnly === true;
+      const clientLimits = requestOnly ? { ...resolved, tpm: 0, daily: 0, streams: 0 } : resolved;
       let reservation: Reservation | null = null;
       let headers: Readonly<Record<string, string>> = {};
       if (hasAnyLimit(clientLimits)) {
@@ -256,7 +277,7 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
           headers = rateLimitHeaders(result.states);
         }
       }
-      const slot = await gate.acquire(signal);
+      const slot = requestOnly ? NO_SLOT : await gate.acquire(signal);
       if (!slot.ok) {
         // Never reached the upstream: give the request and its tokens back.
         if (reservation !== null) void settleInStore(reservation, 0, true);

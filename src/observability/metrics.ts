@@ -20,6 +20,11 @@ export interface Metrics {
   readonly redisErrors: Counter;
   readonly openConnections: Gauge;
   readonly connectionsRefused: Counter;
+  readonly answersStarted: Counter<'mode'>;
+  readonly answerResumes: Counter;
+  readonly answerCancels: Counter;
+  readonly answerGraceExpiries: Counter;
+  readonly answerFollowers: Gauge;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -104,6 +109,32 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     connectionsRefused: new Counter({
       name: 'llmc_connections_refused_total',
       help: 'New client connections closed at once because MAX_CONNECTIONS were open, each with a request in flight',
+      registers,
+    }),
+    answersStarted: new Counter({
+      name: 'llmc_answers_started_total',
+      help: 'Answers of /llm/query that outlive their connection, by mode (resumable, background)',
+      labelNames: ['mode'],
+      registers,
+    }),
+    answerResumes: new Counter({
+      name: 'llmc_answer_resumes_total',
+      help: 'Requests that followed a stored answer (GET /llm/answers/{id}/events)',
+      registers,
+    }),
+    answerCancels: new Counter({
+      name: 'llmc_answer_cancels_total',
+      help: 'Answers stopped by POST /llm/answers/{id}/cancel while they ran',
+      registers,
+    }),
+    answerGraceExpiries: new Counter({
+      name: 'llmc_answer_grace_expiries_total',
+      help: 'Resumable answers cancelled because nobody followed them when RESUME_GRACE_SECONDS ended',
+      registers,
+    }),
+    answerFollowers: new Gauge({
+      name: 'llmc_answer_followers',
+      help: 'Clients following a stored answer right now, in this process',
       registers,
     }),
   };

@@ -22,6 +22,7 @@ export function requestLogLine(f: RequestFinished): Record<string, unknown> {
     output_tokens: f.usage?.output_tokens,
     stop_reason: f.stopReason,
     error_type: f.errorType,
+    answer_mode: f.answerMode === 'plain' ? undefined : f.answerMode,
   };
 }
 

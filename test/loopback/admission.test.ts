@@ -14,7 +14,14 @@ const ALICE = 'alice-key-0123456789abcdef';
 const MODEL = 'claude-sonnet-5';
 const MESSAGES = [{ role: 'user', content: 'Hi' }];
 
+/** The stored answers' routes never call the upstream: they count against `rpm` only. */
+const RPM_ONLY = new Set(['/llm/answers/:id/events', '/llm/answers/:id', '/llm/answers/:id/cancel']);
+/** Replaced in a sample's path by an answer of alice's (see `withAnswer`). */
+const ANSWER = '{answer}';
+const answers = new WeakMap<Harness, string>();
+
 interface Sample {
+  url?: string;
   method: string;
   path: string;
   headers?: Record<string, string>;
@@ -52,6 +59,12 @@ const SAMPLES: Record<string, Sample[]> = {
     { method: 'GET', path: '/v1/models' },
     { method: 'HEAD', path: '/v1/models' },
   ],
+  '/llm/answers/:id/events': [{ method: 'GET', path: `/llm/answers/${ANSWER}/events` }],
+  '/llm/answers/:id': [
+    { method: 'GET', path: `/llm/answers/${ANSWER}` },
+    { method: 'HEAD', path: `/llm/answers/${ANSWER}` },
+  ],
+  '/llm/answers/:id/cancel': [{ method: 'POST', path: `/llm/answers/${ANSWER}/cancel` }],
   '/v1/models/:id': [
     { method: 'GET', path: `/v1/models/${MODEL}`, headers: { 'anthropic-version': '2023-06-01' } },
     { method: 'GET', path: `/v1/models/${MODEL}` },
@@ -62,7 +75,8 @@ const SAMPLES: Record<string, Sample[]> = {
 function send(h: Harness, sample: Sample, key?: string): Promise<Response> {
   const headers: Record<string, string> = { ...sample.headers, ...(key === undefined ? {} : bearer(key)) };
   if (sample.body !== undefined) headers['content-type'] = 'application/json';
-  return fetch(`${h.url}${sample.path}`, {
+  const answer = answers.get(h) ?? '00000000-0000-4000-8000-000000000000';
+  return fetch(`${h.url}${sample.path.replace(ANSWER, answer)}`, {
     method: sample.method,
     headers,
     ...(sample.body === undefined ? {} : { body: JSON.stringify(sample.body) }),
@@ -80,20 +94,41 @@ function guardedSamples(h: Harness): Sample[] {
         samples.some((s) => s.method === method),
         `${method} ${route.url} has no sample`,
       );
-    return samples;
+    return samples.map((sample) => ({ ...sample, url: route.url }));
   });
 }
 
-/** Each guarded sample is refused with `status`, and none of them reaches the upstream. */
+/** Makes a finished answer of alice's, for the samples of the stored answers' routes (one request). */
+async function withAnswer(h: Harness): Promise<void> {
+  const res = await fetch(`${h.url}/llm/query`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...bearer(ALICE) },
+    body: JSON.stringify({ prompt: 'Hi', max_tokens: 16, resumable: true }),
+  });
+  assert.equal(res.status, 200);
+  await res.text();
+  answers.set(h, String(res.headers.get('x-answer-id')));
+}
+
+/**
+ * Each guarded sample is refused with `status`, and none of them reaches the upstream. With
+ * `rpmOnly` (a token or stream limit), the stored answers' routes are not refused.
+ */
 async function expectAllRefused(
   h: Harness,
   status: number,
   key: string | undefined,
   what: string,
+  rpmOnly = false,
 ): Promise<void> {
   const before = h.fake.requests.length;
   for (const sample of guardedSamples(h)) {
     const res = await send(h, sample, key);
+    if (rpmOnly && RPM_ONLY.has(sample.url ?? '')) {
+      assert.equal(res.status, 200, `${sample.method} ${sample.path}: counts against rpm only (${what})`);
+      await res.arrayBuffer();
+      continue;
+    }
     assert.equal(
       res.status,
       status,
@@ -108,6 +143,7 @@ describe('every guarded route is authenticated and admitted', () => {
   let h: Harness;
   before(async () => {
     h = await startHarness({ SERVICE_API_KEYS: `alice:${ALICE}` });
+    await withAnswer(h);
   });
   after(async () => {
     h.app.server.closeAllConnections();
@@ -148,7 +184,9 @@ describe('every guarded route counts against every limit', () => {
 
   it('RATE_LIMIT_RPM: each guarded route is one request (the OpenAI-shaped model list included)', async () => {
     const samples = guardedSamples(await harness({}));
-    const h = await harness({ RATE_LIMIT_RPM: String(samples.length) });
+    // One more for the answer the stored answers' routes read.
+    const h = await harness({ RATE_LIMIT_RPM: String(samples.length + 1) });
+    await withAnswer(h);
     for (const sample of samples) {
       const res = await send(h, sample, ALICE);
       assert.equal(res.status, 200, `${sample.method} ${sample.path}`);
@@ -164,16 +202,16 @@ describe('every guarded route counts against every limit', () => {
     it(`${name}: once the tokens are spent, every guarded route is refused`, async () => {
       const h = await harness(env);
       h.fake.queue({ kind: 'message', deltas: ['spent'], usage: { input_tokens: 90, output_tokens: 60 } });
-      const res = await send(h, SAMPLES['/llm/query']?.[0] as Sample, ALICE);
-      assert.equal(res.status, 200);
-      await res.text();
+      await withAnswer(h);
       await waitFor(() => requestLogs(h).length >= 1, 'the first request to finish');
-      await expectAllRefused(h, 429, ALICE, `over ${name}`);
+      await expectAllRefused(h, 429, ALICE, `over ${name}`, true);
     });
   }
 
   it('MAX_CONCURRENT_STREAMS: while one answer is open, every guarded route is refused', async () => {
     const h = await harness({ MAX_CONCURRENT_STREAMS: '1' });
+    await withAnswer(h);
+    await waitFor(() => requestLogs(h).length >= 1, 'the first request to finish');
     h.fake.queue({
       kind: 'message',
       deltas: Array.from({ length: 200 }, (_, i) => `w${i} `),
@@ -187,7 +225,7 @@ describe('every guarded route counts against every limit', () => {
       signal: controller.signal,
     });
     const { reader } = await readUntil(open, 'w1 ');
-    await expectAllRefused(h, 429, ALICE, 'over MAX_CONCURRENT_STREAMS');
+    await expectAllRefused(h, 429, ALICE, 'over MAX_CONCURRENT_STREAMS', true);
     controller.abort();
     await reader.cancel().catch(() => undefined);
   });

@@ -194,3 +194,33 @@ describe('client keys and limits in the config', () => {
     }
   });
 });
+
+describe('resumable answers settings', () => {
+  it('on by default, with a 30 s grace and a 600 s TTL', () => {
+    assert.deepEqual(loadConfig(KEY).answers, { enabled: true, graceMs: 30_000, ttlMs: 600_000 });
+    const set = loadConfig({
+      ...KEY,
+      RESUME_GRACE_SECONDS: '0.5',
+      ANSWER_TTL_SECONDS: '60',
+      RESUMABLE_ANSWERS: 'false',
+    });
+    assert.deepEqual(set.answers, { enabled: false, graceMs: 500, ttlMs: 60_000 });
+  });
+
+  it('several workers: off without REDIS_URL, on with it; asking for them without Redis stops the start-up', () => {
+    assert.equal(loadConfig({ ...KEY, WORKERS: '2' }).answers.enabled, false);
+    assert.equal(
+      loadConfig({ ...KEY, WORKERS: '2', REDIS_URL: 'redis://127.0.0.1:6379' }).answers.enabled,
+      true,
+    );
+    assert.throws(
+      () => loadConfig({ ...KEY, RESUMABLE_ANSWERS: 'true' }, { mock: false, workers: '2' }),
+      (e: unknown) =>
+        e instanceof ConfigError && /^RESUMABLE_ANSWERS with 2 workers needs REDIS_URL/.test(e.message),
+    );
+    assert.throws(
+      () => loadConfig({ ...KEY, RESUME_GRACE_SECONDS: '0' }),
+      (e: unknown) => e instanceof ConfigError && /^RESUME_GRACE_SECONDS/.test(e.message),
+    );
+  });
+});

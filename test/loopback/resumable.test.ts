@@ -1,0 +1,298 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, it } from 'node:test';
+import { startHarness, type Harness } from '../helpers/harness.ts';
+import { SseClient, joinedText, postQuery, type IdEvent } from '../helpers/sse-client.ts';
+import { closedWithin, upstreamRequest, waitFor } from '../helpers/wait.ts';
+
+const WORDS = Array.from({ length: 24 }, (_, i) => `w${i} `);
+const FULL = WORDS.join('');
+
+function ids(events: readonly IdEvent[]): (number | undefined)[] {
+  return events.map((e) => e.id);
+}
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
+}
+
+function follow(h: Harness, id: string, headers: Record<string, string> = {}, query = ''): SseClient {
+  return new SseClient(`${h.url}/llm/answers/${id}/events${query}`, { headers });
+}
+
+async function snapshot(h: Harness, id: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${h.url}/llm/answers/${id}`, { headers });
+  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+}
+
+describe('resumable answers (memory store)', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ RESUME_GRACE_SECONDS: '30' });
+  });
+  after(async () => {
+    await h.close();
+  });
+  beforeEach(() => {
+    h.fake.reset();
+  });
+
+  it('numbers every event, names the answer in X-Answer-ID and the start event', async () => {
+    h.fake.queue({ kind: 'message', deltas: ['Hello', ' world'] });
+    const client = postQuery(h.url, { prompt: 'hi', resumable: true });
+    await client.closed;
+    assert.equal(client.status, 200);
+    const answerId = client.headers['x-answer-id'];
+    assert.match(String(answerId), /^[0-9a-f-]{36}$/);
+    assert.deepEqual(ids(client.events), [1, 2, 3, 4]);
+    assert.deepEqual(
+      client.events.map((e) => e.event),
+      ['start', 'delta', 'delta', 'done'],
+    );
+    const start = client.events[0]?.data as { id: string; answer_id: string };
+    assert.equal(start.answer_id, answerId);
+    assert.notEqual(start.id, answerId, 'the answer id is not the request id');
+    assert.equal(joinedText(client.events), 'Hello world');
+  });
+
+  it('a client cut after K events resumes with Last-Event-ID: K, with no word lost or doubled', async () => {
+    h.fake.queue({ kind: 'message', deltas: WORDS, deltaDelayMs: 15 });
+    const first = postQuery(h.url, { prompt: 'long', resumable: true });
+    await first.received(5);
+    first.cut();
+    const answerId = String(first.headers['x-answer-id']);
+    const seen = first.events.slice(0, 5);
+    const last = seen.at(-1)?.id;
+    assert.equal(last, 5);
+    const upstream = await upstreamRequest(h.fake);
+    const resumed = follow(h, answerId, { 'last-event-id': String(last) });
+    await resumed.closed;
+    assert.equal(resumed.status, 200);
+    assert.equal(resumed.headers['x-answer-id'], answerId);
+    const all = [...seen, ...resumed.events];
+    assert.deepEqual(ids(all), range(1, WORDS.length + 2));
+    assert.equal(joinedText(all), FULL);
+    assert.equal(all.at(-1)?.event, 'done');
+    assert.equal(h.fake.requests.length, 1, 'one upstream request');
+    await upstream.closed;
+    assert.equal(upstream.closedEarly, false, 'the upstream ran to its end');
+  });
+
+  it('following a finished answer replays it and ends; ?after=N skips the first N', async () => {
+    h.fake.queue({ kind: 'message', deltas: ['a', 'b', 'c'] });
+    const first = postQuery(h.url, { prompt: 'x', resumable: true });
+    await first.closed;
+    const answerId = String(first.headers['x-answer-id']);
+    const replay = follow(h, answerId);
+    await replay.closed;
+    assert.deepEqual(replay.events, first.events);
+    const tail = follow(h, answerId, {}, '?after=3');
+    await tail.closed;
+    assert.deepEqual(tail.events, first.events.slice(3));
+    const snap = await snapshot(h, answerId);
+    assert.equal(snap.status, 200);
+    assert.deepEqual(
+      { ...snap.body, usage: undefined },
+      {
+        id: answerId,
+        status: 'completed',
+        model: 'claude-sonnet-5',
+        text: 'abc',
+        stop_reason: 'end_turn',
+        usage: undefined,
+        error: null,
+      },
+    );
+  });
+
+  it('bad Last-Event-ID or after: 400 naming it', async () => {
+    h.fake.queue({ kind: 'message', deltas: ['a'] });
+    const first = postQuery(h.url, { prompt: 'x', resumable: true });
+    await first.closed;
+    const answerId = String(first.headers['x-answer-id']);
+    for (const [headers, query, name] of [
+      [{ 'last-event-id': 'abc' }, '', 'Last-Event-ID'],
+      [{ 'last-event-id': '-1' }, '', 'Last-Event-ID'],
+      [{}, '?after=1.5', '"after"'],
+      [{}, '?after=', '"after"'],
+    ] as const) {
+      const res = await fetch(`${h.url}/llm/answers/${answerId}/events${query}`, { headers });
+      assert.equal(res.status, 400);
+      const body = (await res.json()) as { error: { type: string; message: string } };
+      assert.equal(body.error.type, 'invalid_request_error');
+      assert.ok(body.error.message.includes(name), body.error.message);
+    }
+  });
+
+  it('unknown ids: 404 on all three routes', async () => {
+    for (const id of ['3b241101-e2bb-4255-8caf-4136c566a962', 'nope']) {
+      assert.equal((await fetch(`${h.url}/llm/answers/${id}`)).status, 404);
+      assert.equal((await fetch(`${h.url}/llm/answers/${id}/events`)).status, 404);
+      assert.equal((await fetch(`${h.url}/llm/answers/${id}/cancel`, { method: 'POST' })).status, 404);
+    }
+  });
+
+  it('an upstream failure before the answer begins keeps its real status and leaves no answer', async () => {
+    h.fake.queue({ kind: 'error', status: 400, message: 'bad thing' });
+    const client = postQuery(h.url, { prompt: 'x', resumable: true });
+    await client.closed;
+    assert.equal(client.status, 400);
+    assert.equal(client.headers['x-answer-id'], undefined);
+    assert.equal(
+      (JSON.parse(client.body) as { error: { type: string } }).error.type,
+      'invalid_request_error',
+    );
+  });
+
+  it('"resumable" with "stream": false is refused before the upstream', async () => {
+    const res = await fetch(`${h.url}/llm/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'x', resumable: true, stream: false }),
+    });
+    assert.equal(res.status, 400);
+    assert.match(((await res.json()) as { error: { message: string } }).error.message, /"resumable"/);
+    assert.equal(h.fake.requests.length, 0);
+  });
+
+  it('background: 202 at once with id, status and Location; polled to completed', async () => {
+    h.fake.queue({ kind: 'message', deltas: ['one ', 'two'], deltaDelayMs: 5 });
+    const res = await fetch(`${h.url}/llm/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'x', background: true }),
+    });
+    assert.equal(res.status, 202);
+    const body = (await res.json()) as { id: string; status: string; model: string };
+    assert.equal(body.status, 'in_progress');
+    assert.equal(body.model, 'claude-sonnet-5');
+    assert.equal(res.headers.get('location'), `/llm/answers/${body.id}`);
+    assert.equal(res.headers.get('x-answer-id'), body.id);
+    await waitFor(async () => (await snapshot(h, body.id)).body.status === 'completed', 'completed');
+    const snap = await snapshot(h, body.id);
+    assert.equal(snap.body.text, 'one two');
+    const replay = follow(h, body.id);
+    await replay.closed;
+    assert.deepEqual(ids(replay.events), [1, 2, 3, 4]);
+    assert.equal(joinedText(replay.events), 'one two');
+  });
+
+  it('background: an upstream failure before the answer begins shows as failed', async () => {
+    h.fake.queue({ kind: 'error', status: 400, message: 'nope' });
+    const res = await fetch(`${h.url}/llm/query`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'x', background: true }),
+    });
+    assert.equal(res.status, 202);
+    const { id } = (await res.json()) as { id: string };
+    await waitFor(async () => (await snapshot(h, id)).body.status !== 'in_progress', 'the end');
+    const snap = await snapshot(h, id);
+    assert.equal(snap.body.status, 'failed');
+    assert.equal((snap.body.error as { type: string }).type, 'invalid_request_error');
+    const replay = follow(h, id);
+    await replay.closed;
+    assert.deepEqual(
+      replay.events.map((e) => [e.id, e.event]),
+      [[1, 'error']],
+    );
+  });
+
+  it('cancel stops the upstream; followers get an error event of type cancelled', async () => {
+    h.fake.queue({ kind: 'message', deltas: WORDS, fault: { type: 'stall', afterDeltas: 2 } });
+    const first = postQuery(h.url, { prompt: 'x', resumable: true });
+    await first.received(3);
+    const answerId = String(first.headers['x-answer-id']);
+    const upstream = await upstreamRequest(h.fake);
+    const cancel = await fetch(`${h.url}/llm/answers/${answerId}/cancel`, { method: 'POST' });
+    assert.equal(cancel.status, 200);
+    const body = (await cancel.json()) as { status: string; text: string };
+    assert.equal(body.status, 'cancelled');
+    assert.equal(body.text, WORDS.slice(0, 2).join(''));
+    await closedWithin(upstream, 1000);
+    await first.closed;
+    const last = first.events.at(-1);
+    assert.equal(last?.event, 'error');
+    assert.equal((last.data as { error: { type: string } }).error.type, 'cancelled');
+    assert.deepEqual(ids(first.events), [1, 2, 3, 4]);
+    const again = await fetch(`${h.url}/llm/answers/${answerId}/cancel`, { method: 'POST' });
+    assert.equal(((await again.json()) as { status: string }).status, 'cancelled', 'a no-op');
+  });
+});
+
+describe('resumable answers: grace, TTL, ownership', () => {
+  it('nobody follows when the grace ends: the upstream is aborted and the answer cancelled', async () => {
+    const h = await startHarness({ RESUME_GRACE_SECONDS: '0.2' });
+    try {
+      h.fake.queue({ kind: 'message', deltas: WORDS, fault: { type: 'stall', afterDeltas: 3 } });
+      const first = postQuery(h.url, { prompt: 'x', resumable: true });
+      await first.received(2);
+      const answerId = String(first.headers['x-answer-id']);
+      first.cut();
+      const upstream = await upstreamRequest(h.fake);
+      await closedWithin(upstream, 5000);
+      await waitFor(async () => (await snapshot(h, answerId)).body.status === 'cancelled', 'cancelled');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('a follower back within the grace keeps the answer going to its end', async () => {
+    const h = await startHarness({ RESUME_GRACE_SECONDS: '0.3' });
+    try {
+      h.fake.queue({ kind: 'message', deltas: WORDS, deltaDelayMs: 40 });
+      const first = postQuery(h.url, { prompt: 'x', resumable: true });
+      await first.received(2);
+      first.cut();
+      const answerId = String(first.headers['x-answer-id']);
+      const resumed = follow(h, answerId, { 'last-event-id': '2' });
+      await resumed.closed;
+      assert.equal(resumed.events.at(-1)?.event, 'done');
+      assert.equal(joinedText([...first.events.slice(0, 2), ...resumed.events]), FULL);
+      assert.equal(h.fake.requests[0]?.closedEarly, false);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('an answer is forgotten ANSWER_TTL_SECONDS after it ended: 404', async () => {
+    const h = await startHarness({ ANSWER_TTL_SECONDS: '0.2' });
+    try {
+      h.fake.queue({ kind: 'message', deltas: ['a'] });
+      const first = postQuery(h.url, { prompt: 'x', resumable: true });
+      await first.closed;
+      const answerId = String(first.headers['x-answer-id']);
+      assert.equal((await snapshot(h, answerId)).status, 200);
+      await waitFor(async () => (await snapshot(h, answerId)).status === 404, 'the answer to expire');
+      assert.equal((await fetch(`${h.url}/llm/answers/${answerId}/events`)).status, 404);
+    } finally {
+      await h.close();
+    }
+  });
+
+  it("another key's answer is a 404 on all three routes; its own key sees it", async () => {
+    const alice = 'sk-alice-0123456789abcdef0123';
+    const bob = 'sk-bob-0123456789abcdef012345';
+    const h = await startHarness({ SERVICE_API_KEYS: `alice:${alice},bob:${bob}` });
+    try {
+      h.fake.queue({ kind: 'message', deltas: ['secret'] });
+      const first = postQuery(h.url, { prompt: 'x', resumable: true }, { authorization: `Bearer ${alice}` });
+      await first.closed;
+      assert.equal(first.status, 200);
+      const answerId = String(first.headers['x-answer-id']);
+      const asBob = { authorization: `Bearer ${bob}` };
+      assert.equal((await fetch(`${h.url}/llm/answers/${answerId}`, { headers: asBob })).status, 404);
+      assert.equal((await fetch(`${h.url}/llm/answers/${answerId}/events`, { headers: asBob })).status, 404);
+      const cancel = await fetch(`${h.url}/llm/answers/${answerId}/cancel`, {
+        method: 'POST',
+        headers: asBob,
+      });
+      assert.equal(cancel.status, 404);
+      assert.equal((await fetch(`${h.url}/llm/answers/${answerId}`)).status, 401);
+      const own = await snapshot(h, answerId, { authorization: `Bearer ${alice}` });
+      assert.equal(own.status, 200);
+      assert.equal(own.body.text, 'secret');
+    } finally {
+      await h.close();
+    }
+  });
+});
