@@ -28,7 +28,7 @@ export interface AnswerServiceOptions {
   readonly metrics?: Metrics | undefined;
 }
 
-function unavailable(): ConnectorError {
+export function unavailable(): ConnectorError {
   return new ConnectorError(
     'overloaded_error',
     503,
@@ -79,6 +79,8 @@ export class AnswerService implements DetachedAnswers {
         retryAfter: '1',
       });
     }
+    // Redis known to be down: refuse before paying for an upstream request.
+    if (this.store.healthy?.() === false) throw unavailable();
     const id = randomUUID();
     if (!adapter.framing) throw new Error(`${record.route} offers no resumable answers`);
     const framing = adapter.framing(request, call, id);
