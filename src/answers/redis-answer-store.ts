@@ -377,10 +377,15 @@ class RedisProducer implements AnswerProducer {
     this.#queue(ending.events, ending.text);
     this.#ending = ending;
     // The end matters most (else the answer is lost for its followers): one more try after a failure.
-    return this.#schedule().catch(async () => {
-      await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_MS));
-      return this.#schedule();
-    });
+    return this.#schedule()
+      .catch(async () => {
+        await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_MS));
+        return this.#schedule();
+      })
+      .finally(() => {
+        // Ended or not in Redis, this process forgets it (a lost end: followers see it lost).
+        this.#store.ended(this.id);
+      });
   }
 
   async heartbeat(): Promise<void> {
