@@ -109,6 +109,7 @@ async function main(): Promise<void> {
     guard: limits.guard,
     ...(answers.store === undefined ? {} : { answerStore: answers.store }),
     isDraining: () => draining,
+    answerDrainMs: DRAIN_MS,
   });
   try {
     await app.listen({ host: config.host, port: config.port });
@@ -137,12 +138,16 @@ async function main(): Promise<void> {
     if (draining) return;
     draining = true;
     logger.info({ signal }, 'draining: no new requests, open answers may finish for up to 10 s');
+    // Resumable and background answers run on for the drain, then end `failed` (their followers told).
+    const answers = app.answers?.drain(DRAIN_MS) ?? Promise.resolve();
     const force = setTimeout(() => {
-      app.server.closeAllConnections();
+      // The answers first, so that a client still following one gets its last event.
+      void answers.finally(() => {
+        app.server.closeAllConnections();
+      });
     }, DRAIN_MS);
     force.unref();
-    void app
-      .close()
+    void Promise.all([app.close(), answers])
       .then(() => Promise.all([upstream.close(), mock?.close(), limits.close()]))
       .finally(() => {
         clearTimeout(force);

@@ -22,6 +22,9 @@ const BLANK_ENV: Record<string, string> = {
   REDIS_URL: '',
   RATE_LIMIT_ON_REDIS_ERROR: '',
   CORS_ORIGINS: '',
+  RESUMABLE_ANSWERS: '',
+  RESUME_GRACE_SECONDS: '',
+  ANSWER_TTL_SECONDS: '',
 };
 
 export interface Exit {

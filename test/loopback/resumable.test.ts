@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { startHarness, type Harness } from '../helpers/harness.ts';
+import { requestLogOf, requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
 import { SseClient, joinedText, postQuery, type IdEvent } from '../helpers/sse-client.ts';
 import { closedWithin, upstreamRequest, waitFor } from '../helpers/wait.ts';
 
@@ -296,3 +296,128 @@ describe('resumable answers: grace, TTL, ownership', () => {
     }
   });
 });
+
+describe('resumable answers: limits, log lines, metrics', () => {
+  const ALICE = 'sk-alice-0123456789abcdef0123';
+  const asAlice = { authorization: `Bearer ${ALICE}` };
+
+  it('the answer holds its stream slot until it ends, not until its client leaves', async () => {
+    const h = await startHarness({ SERVICE_API_KEYS: `alice:${ALICE}`, MAX_CONCURRENT_STREAMS: '1' });
+    try {
+      h.fake.queue({ kind: 'message', deltas: WORDS, fault: { type: 'stall', afterDeltas: 2 } });
+      const first = postQuery(h.url, { prompt: 'x', resumable: true }, asAlice);
+      await first.received(2);
+      first.cut();
+      await first.closed;
+      const answerId = String(first.headers['x-answer-id']);
+      const refused = await query(h, asAlice);
+      assert.equal(refused.status, 429, 'the running answer still holds the one slot');
+      await refused.arrayBuffer();
+      // Its own answer stays readable: the stored answers' routes hold no slot.
+      assert.equal((await snapshot(h, answerId, asAlice)).body.status, 'in_progress');
+      const cancel = await fetch(`${h.url}/llm/answers/${answerId}/cancel`, {
+        method: 'POST',
+        headers: asAlice,
+      });
+      assert.equal(cancel.status, 200);
+      await waitFor(() => requestLogs(h).some((l) => l.answer_mode === 'resumable'), 'the answer to end');
+      h.fake.queue({ kind: 'message', deltas: ['ok'] });
+      const next = await query(h, asAlice);
+      assert.equal(next.status, 200);
+      await next.arrayBuffer();
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('the POST is logged once the answer ends, with its mode and final usage; each resume has its own line', async () => {
+    const h = await startHarness();
+    try {
+      h.fake.queue({
+        kind: 'message',
+        deltas: WORDS,
+        deltaDelayMs: 10,
+        usage: { input_tokens: 11, output_tokens: 42 },
+      });
+      const first = postQuery(h.url, { prompt: 'x', resumable: true }, { 'x-request-id': 'resumable-post' });
+      await first.received(3);
+      first.cut();
+      const answerId = String(first.headers['x-answer-id']);
+      const resumed = follow(h, answerId, { 'last-event-id': '3', 'x-request-id': 'resume-1' });
+      await resumed.closed;
+      const post = await requestLogOf(h, 'resumable-post');
+      assert.equal(post.answer_mode, 'resumable');
+      assert.equal(post.outcome, 'ok');
+      assert.equal(post.output_tokens, 42);
+      const resume = await requestLogOf(h, 'resume-1');
+      assert.equal(resume.route, '/llm/answers/:id/events');
+      assert.equal(resume.status, 200);
+      h.fake.queue({ kind: 'message', deltas: ['a'] });
+      const background = await fetch(`${h.url}/llm/query`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'background-post' },
+        body: JSON.stringify({ prompt: 'x', background: true }),
+      });
+      assert.equal(background.status, 202);
+      const line = await requestLogOf(h, 'background-post');
+      assert.equal(line.answer_mode, 'background');
+      assert.equal(line.status, 202);
+      const plain = await fetch(`${h.url}/llm/query`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'plain-post' },
+        body: JSON.stringify({ prompt: 'x' }),
+      });
+      await plain.text();
+      const plainLine = await requestLogOf(h, 'plain-post');
+      assert.equal('answer_mode' in plainLine, false, 'a plain answer logs no mode');
+    } finally {
+      await h.close();
+    }
+  });
+
+  it('metrics: answers started by mode, resumes, cancels, grace expiries, followers now', async () => {
+    const h = await startHarness({ RESUME_GRACE_SECONDS: '0.1' });
+    try {
+      const metric = async (name: string): Promise<number> => {
+        const text = await (await fetch(`${h.url}/metrics`)).text();
+        const line = text.split('\n').find((l) => l.startsWith(name));
+        return line === undefined ? 0 : Number(line.split(' ').at(-1));
+      };
+      h.fake.queue({ kind: 'message', deltas: WORDS, fault: { type: 'stall', afterDeltas: 2 } });
+      const first = postQuery(h.url, { prompt: 'x', resumable: true });
+      await first.received(2);
+      const answerId = String(first.headers['x-answer-id']);
+      const follower = follow(h, answerId);
+      await waitFor(async () => (await metric('llmc_answer_followers')) === 1, 'one follower');
+      assert.equal(await metric('llmc_answer_resumes_total'), 1);
+      assert.equal(await metric('llmc_answers_started_total{mode="resumable"}'), 1);
+      await fetch(`${h.url}/llm/answers/${answerId}/cancel`, { method: 'POST' });
+      await follower.closed;
+      assert.equal(await metric('llmc_answer_cancels_total'), 1);
+      await waitFor(async () => (await metric('llmc_answer_followers')) === 0, 'no follower');
+      h.fake.queue({ kind: 'message', deltas: WORDS, fault: { type: 'stall', afterDeltas: 2 } });
+      const second = postQuery(h.url, { prompt: 'x', resumable: true });
+      await second.received(2);
+      second.cut();
+      await waitFor(async () => (await metric('llmc_answer_grace_expiries_total')) === 1, 'a grace expiry');
+      h.fake.queue({ kind: 'message', deltas: ['a'] });
+      const background = await fetch(`${h.url}/llm/query`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ prompt: 'x', background: true }),
+      });
+      await background.arrayBuffer();
+      assert.equal(await metric('llmc_answers_started_total{mode="background"}'), 1);
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+function query(h: Harness, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${h.url}/llm/query`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ prompt: 'x' }),
+  });
+}
