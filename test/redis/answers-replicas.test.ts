@@ -4,7 +4,7 @@
  * a killed producer does not leave its followers hanging, and a Redis outage gets a clear 503.
  */
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, it } from 'node:test';
+import { after, before, beforeEach, describe, it } from 'node:test';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
 import {
   PrivateRedis,
@@ -16,7 +16,7 @@ import {
 } from '../helpers/redis.ts';
 import { startService, type ServiceProcess } from '../helpers/service-process.ts';
 import { SseClient, joinedText, postQuery, type IdEvent } from '../helpers/sse-client.ts';
-import { closedWithin, upstreamRequest, within } from '../helpers/wait.ts';
+import { closedWithin, upstreamRequest, waitFor, within } from '../helpers/wait.ts';
 
 const reachable = await redisReachable();
 
@@ -167,6 +167,91 @@ describeIf(
     );
 
     it(
+      'a background answer started on one replica is polled and followed on the other',
+      { timeout: 30_000 },
+      async () => {
+        fake.queue({ kind: 'message', deltas: WORDS, deltaDelayMs: 10 });
+        const res = await fetch(`${a.url}/llm/query`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ prompt: 'x', background: true }),
+        });
+        assert.equal(res.status, 202);
+        const { id } = (await res.json()) as { id: string };
+        answerIds.push(id);
+        const follower = follow(b, id);
+        await follower.closed;
+        assert.deepEqual(ids(follower.events), range(1, WORDS.length + 2));
+        assert.equal(joinedText(follower.events), FULL);
+        const done = await snapshot(b, id);
+        assert.equal(done.status, 'completed');
+        assert.equal(done.text, FULL);
+      },
+    );
+
+    describe('a producer with a 1 s grace', () => {
+      let c: ServiceProcess;
+      before(async () => {
+        c = await startService({
+          ANTHROPIC_API_KEY: 'k',
+          ANTHROPIC_BASE_URL: fake.url,
+          REDIS_URL: SHARED_REDIS_URL,
+          RESUME_GRACE_SECONDS: '1',
+        });
+      });
+      after(async () => {
+        // The last test stops it (SIGTERM); should it fail before that, it is stopped here.
+        if (c.child.exitCode === null) await stopCleanly(c);
+      });
+
+      it(
+        'a follower on another replica keeps the answer going past the grace',
+        { timeout: 30_000 },
+        async () => {
+          // 2.4 s of answer: the grace ends long before it does.
+          const long = Array.from({ length: 60 }, (_, i) => `g${i} `);
+          const { client, answerId } = await ask(c, long, 40);
+          const follower = follow(b, answerId);
+          await follower.received(3);
+          client.cut();
+          await follower.closed;
+          assert.equal(follower.events.at(-1)?.event, 'done');
+          assert.equal(joinedText(follower.events), long.join(''));
+          const upstream = await upstreamRequest(fake);
+          assert.equal(upstream.closedEarly, false);
+        },
+      );
+
+      it('with nobody following anywhere, the grace aborts the upstream', { timeout: 30_000 }, async () => {
+        const long = Array.from({ length: 400 }, (_, i) => `n${i} `);
+        const { client, answerId } = await ask(c, long, 50);
+        const upstream = await upstreamRequest(fake);
+        client.cut();
+        await closedWithin(upstream, 10_000);
+        assert.equal((await snapshot(b, answerId)).status, 'cancelled');
+      });
+
+      it(
+        'SIGTERM: the answer ends after the drain, and a follower on another replica gets its last event',
+        { timeout: 40_000 },
+        async () => {
+          const long = Array.from({ length: 2_000 }, (_, i) => `s${i} `);
+          const { answerId } = await ask(c, long, 20);
+          const follower = follow(b, answerId);
+          await follower.received(3);
+          const exit = await c.stop();
+          assert.equal(exit.code, 0, exit.stderr);
+          await within(follower.closed, 10_000, 'the follower to end');
+          const last = follower.events.at(-1);
+          assert.equal(last?.event, 'error');
+          assert.match((last.data as { error: { message: string } }).error.message, /shut down/);
+          assert.deepEqual(ids(follower.events), range(1, follower.events.length));
+          assert.equal((await snapshot(b, answerId)).status, 'failed');
+        },
+      );
+    });
+
+    it(
       'kill -9 of the producing replica: the follower on the other gets stream_incomplete, the snapshot says failed',
       { timeout: 60_000 },
       async () => {
@@ -224,7 +309,13 @@ describeIf(
       const before = postQuery(service.url, { prompt: 'x', resumable: true });
       await before.closed;
       assert.equal(before.status, 200, 'served while Redis is up');
+      const answerId = String(before.headers['x-answer-id']);
       await redis.kill();
+      // Once the service has seen Redis go (its snapshot route says so), nothing resumable reaches the upstream.
+      await waitFor(
+        async () => (await fetch(`${service.url}/llm/answers/${answerId}`)).status === 503,
+        'the service to see Redis gone',
+      );
       for (const body of [
         { prompt: 'x', resumable: true },
         { prompt: 'x', background: true },
@@ -241,7 +332,6 @@ describeIf(
         assert.match(error.error.message, /resumable/i);
       }
       assert.equal(fake.requests.length, 1, 'the refused requests never reached the upstream');
-      const answerId = String(before.headers['x-answer-id']);
       for (const [path, method] of [
         ['', 'GET'],
         ['/events', 'GET'],
