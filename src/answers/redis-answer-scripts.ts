@@ -24,28 +24,27 @@ local function keep(ttl)
     if k ~= 4 then redis.call('PEXPIRE', KEYS[k], ttl) end
   end
 end
--- Appends the events given as ARGV quadruples (seq, event, data, text) from index 'from', skipping
--- those already kept (a write retried after a lost reply); 'last' marks the final one as the end.
+-- Appends the events given as ARGV quadruples (seq, event, data, text) from index 'from'; 'last'
+-- marks the final one as the end. Refuses (keeping nothing) unless they go on from the last kept
+-- event without gap or overlap: no gap is ever stored, even after a write whose reply was lost.
 local function add(from, last)
   local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
+  local expected = seq + 1
   for i = from, #ARGV, 4 do
-    local s = tonumber(ARGV[i])
-    if s > seq + 1 then return redis.error_reply('ERR answer event ' .. s .. ' after ' .. seq) end
-    if s > seq then break end
-  end
-  for i = from, #ARGV, 4 do
-    local s = tonumber(ARGV[i])
-    if s == seq + 1 then
-      if last and i + 4 > #ARGV then
-        redis.call('XADD', KEYS[2], '0-' .. s, 'e', ARGV[i + 1], 'd', ARGV[i + 2], 'x', '1')
-      else
-        redis.call('XADD', KEYS[2], '0-' .. s, 'e', ARGV[i + 1], 'd', ARGV[i + 2])
-      end
-      if ARGV[i + 3] ~= '' then redis.call('APPEND', KEYS[3], ARGV[i + 3]) end
-      seq = s
+    if tonumber(ARGV[i]) ~= expected then
+      return redis.error_reply('ERR answer event ' .. ARGV[i] .. ' does not follow event ' .. (expected - 1))
     end
+    expected = expected + 1
   end
-  redis.call('HSET', KEYS[1], 'seq', seq)
+  for i = from, #ARGV, 4 do
+    if last and i + 4 > #ARGV then
+      redis.call('XADD', KEYS[2], '0-' .. ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2], 'x', '1')
+    else
+      redis.call('XADD', KEYS[2], '0-' .. ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+    end
+    if ARGV[i + 3] ~= '' then redis.call('APPEND', KEYS[3], ARGV[i + 3]) end
+  end
+  redis.call('HSET', KEYS[1], 'seq', expected - 1)
   return false
 end
 -- An answer whose producer fell silent (no heartbeat key) ends failed, with its lost event.

@@ -48,8 +48,6 @@ const IN_PROGRESS_EXTRA_TTL_MS = 5 * 60_000;
 const READ_COUNT = 1_000;
 /** How long the shared reader blocks in one XREAD (it is woken early when a follower joins). */
 const BLOCK_MS = 5_000;
-/** A failed finish is tried once more after this long. */
-const FINISH_RETRY_MS = 250;
 /** The longest a new answer waits for the cancel subscription (the heartbeat brings a cancel anyway). */
 const SUBSCRIBE_WAIT_MS = 1_000;
 /** Events a channel keeps for a follower that was busy writing when they came. */
@@ -348,7 +346,7 @@ class RedisProducer implements AnswerProducer {
   readonly #store: RedisAnswerStore;
   readonly #cancel = new AbortController();
   readonly cancelRequested: AbortSignal;
-  /** Events not yet acknowledged by Redis, in order (a failed write's events go with the next). */
+  /** Events of the calls made since the last write began: the next write takes them all. */
   #unsent: { event: AnswerEvent; text: string }[] = [];
   #ending: AnswerEnding | undefined;
   #finished = false;
@@ -377,15 +375,10 @@ class RedisProducer implements AnswerProducer {
     this.#queue(ending.events, ending.text);
     this.#ending = ending;
     // The end matters most (else the answer is lost for its followers): one more try after a failure.
-    return this.#schedule()
-      .catch(async () => {
-        await new Promise((resolve) => setTimeout(resolve, FINISH_RETRY_MS));
-        return this.#schedule();
-      })
-      .finally(() => {
-        // Ended or not in Redis, this process forgets it (a lost end: followers see it lost).
-        this.#store.ended(this.id);
-      });
+    return this.#schedule().finally(() => {
+      // Ended or not in Redis, this process forgets it (a lost end: followers see it lost).
+      this.#store.ended(this.id);
+    });
   }
 
   async heartbeat(): Promise<void> {
@@ -421,7 +414,8 @@ class RedisProducer implements AnswerProducer {
 
   async #write(): Promise<void> {
     const store = this.#store;
-    const batch = [...this.#unsent];
+    const batch = this.#unsent;
+    this.#unsent = [];
     const ending = this.#ending;
     if (this.#finished) return;
     if (batch.length === 0 && ending === undefined) return;
@@ -441,14 +435,12 @@ class RedisProducer implements AnswerProducer {
         ...args,
       ]);
     }
-    this.#unsent = this.#unsent.slice(batch.length);
     if (ending !== undefined) {
       this.#finished = true;
       store.ended(this.id);
       if (reply !== 1) return; // it had already ended (e.g. as lost): nothing to deliver
     } else if (Array.isArray(reply)) {
       if (reply[0] !== 1) {
-        this.#unsent = [];
         throw new Error(`answer ${this.id} is no longer in progress (${String(reply[1])})`);
       }
       if (reply[1] === '1') this.cancelRequestedNow();

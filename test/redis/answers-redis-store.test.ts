@@ -139,6 +139,33 @@ describeIf(reachable, `Redis is not reachable at ${SHARED_REDIS_URL}`, 'Redis an
     });
   });
 
+  describe('no gap, no overlap', () => {
+    it('a batch that does not follow the last kept event is refused, and nothing of it is kept', async () => {
+      const store = await connected({ url: SHARED_REDIS_URL });
+      try {
+        const producer = await store.create(newAnswer());
+        await producer.append(deltas(1, 2), 't1t2');
+        await assert.rejects(producer.append(deltas(4, 5), 't4t5'), /does not follow event 2/);
+        await assert.rejects(producer.append(deltas(2, 3), 't2t3'), /does not follow event 2/);
+        await assert.rejects(
+          producer.append([delta(3), delta(5)], 't3t5'),
+          /event 5 does not follow event 3/,
+        );
+        const answer = await store.get(producer.id);
+        assert.equal(answer?.lastSeq, 2);
+        assert.equal(answer.snapshot.text, 't1t2');
+        await producer.append([delta(3)], 't3');
+        await producer.finish(completed(4));
+        assert.deepEqual(
+          (await readAll(store, producer.id, 0)).events.map((e) => e.seq),
+          [1, 2, 3, 4],
+        );
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   describe('a producer that falls silent (crashed replica)', () => {
     let a: RedisAnswerStore;
     let b: RedisAnswerStore;
@@ -271,8 +298,7 @@ describeIf(
           } finally {
             redis.resume();
           }
-          // Redis ran the timed-out write on waking; the producer, not knowing, sends event 1 again
-          // with event 2: it is kept once.
+          // Redis ran the timed-out write on waking: event 2 follows it.
           await producer.append([delta(2)], 't2');
           const kept = await readAll(store, producer.id, 0, AbortSignal.timeout(1_000));
           assert.deepEqual(
