@@ -1,4 +1,5 @@
-// The playground: sends the form to POST /llm/query and renders the SSE answer as it arrives.
+// The playground: sends the form to POST /llm/query as a resumable answer and renders the SSE answer
+// as it arrives; a reload (or a lost connection) resumes it, Stop cancels it.
 import { createSseParser } from './sse.js';
 
 const $ = (id) => document.getElementById(id);
@@ -21,7 +22,7 @@ const meta = $('meta');
 
 /** Completed turns of the conversation: a turn joins only once its answer is `done`. */
 let history = [];
-/** The AbortController of the request in flight, or null. */
+/** The answer in flight (`{ controller, state }`), or null. */
 let inFlight = null;
 
 function setStatus(text, kind = '') {
@@ -85,77 +86,200 @@ function formatMeta(firstTokenMs, done) {
   return parts.join(' · ');
 }
 
-async function send(prompt) {
-  const controller = new AbortController();
-  inFlight = controller;
+/** Where the answer in flight is kept, so that a reload resumes it (this tab only). */
+const SAVED = 'llmc-playground-answer';
+/** A lost connection is resumed this many times in a row before the answer is given up. */
+const MAX_RESUMES = 5;
+
+function keyHeaders(key) {
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
+
+/** The answer being shown: its id (once known), the last event id seen, and what it has said so far. */
+function beginAnswer(prompt, { text = '', answerId = null, after = 0, key = fields.key.value } = {}) {
   renderTranscript(prompt);
   answer.className = '';
   meta.textContent = '';
-  const text = document.createTextNode('');
-  answer.replaceChildren(text);
+  const node = document.createTextNode(text);
+  answer.replaceChildren(node);
   setBusy(true);
-  setStatus('Waiting for the answer…');
+  return {
+    prompt,
+    key,
+    node,
+    answerId,
+    after,
+    started: performance.now(),
+    firstTokenMs: null,
+    done: null,
+    failure: null,
+    streaming: false,
+  };
+}
 
-  const headers = { 'content-type': 'application/json' };
-  if (fields.key.value !== '') headers.authorization = `Bearer ${fields.key.value}`;
-  const started = performance.now();
-  let firstTokenMs = null;
-  let done = null;
-  let failure = null;
-  let streaming = false;
+/** Keeps the answer's progress in sessionStorage (the client key too, for this tab, until the answer ends). */
+function save(state) {
+  if (state.answerId === null) return;
+  const saved = {
+    answerId: state.answerId,
+    after: state.after,
+    text: state.node.data,
+    prompt: state.prompt,
+    key: state.key,
+    history,
+    multiTurn: multiTurn.checked,
+  };
+  sessionStorage.setItem(SAVED, JSON.stringify(saved));
+}
+
+function forget() {
+  sessionStorage.removeItem(SAVED);
+}
+
+/** Reads an SSE response into the answer until it ends (or the connection drops). */
+async function readAnswer(res, state) {
+  const parser = createSseParser(({ event, data, id }) => {
+    if (state.done || state.failure) return;
+    if (id !== undefined) state.after = Number(id);
+    const payload = JSON.parse(data);
+    if (event === 'start') {
+      state.answerId ??= payload.answer_id ?? null;
+    } else if (event === 'delta') {
+      state.firstTokenMs ??= performance.now() - state.started;
+      state.node.appendData(payload.text);
+    } else if (event === 'done') {
+      state.done = payload;
+    } else if (event === 'error') {
+      state.failure = payload;
+    }
+  });
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    parser.push(chunk.value);
+    save(state);
+  }
+}
+
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+/**
+ * Streams an answer: `open` sends the first request (null: follow the saved answer). A connection
+ * lost mid-answer is resumed from the last event id, as a reload is.
+ */
+async function run(state, open) {
+  const controller = new AbortController();
+  inFlight = { controller, state };
+  const follow = (signal) =>
+    fetch(`llm/answers/${state.answerId}/events?after=${state.after}`, {
+      headers: keyHeaders(state.key),
+      signal,
+    });
+  let request = open ?? follow;
+  let resumes = 0;
   try {
-    const res = await fetch('llm/query', {
-      method: 'POST',
-      headers,
-      body: JSON.stringify(requestBody(prompt)),
-      signal: controller.signal,
-    });
-    if (!res.ok) {
-      setStatus(`Error ${await describeErrorResponse(res)}`, 'error');
-      return;
-    }
-    streaming = true;
-    setStatus('Streaming…');
-    const parser = createSseParser(({ event, data }) => {
-      if (done || failure) return;
-      const payload = JSON.parse(data);
-      if (event === 'delta') {
-        firstTokenMs ??= performance.now() - started;
-        text.appendData(payload.text);
-      } else if (event === 'done') {
-        done = payload;
-      } else if (event === 'error') {
-        failure = payload;
+    for (;;) {
+      try {
+        const res = await request(controller.signal);
+        if (!res.ok) {
+          if (state.streaming) markIncomplete(`Incomplete answer: ${await describeErrorResponse(res)}`);
+          else setStatus(`Error ${await describeErrorResponse(res)}`, 'error');
+          forget();
+          return;
+        }
+        state.answerId ??= res.headers.get('x-answer-id');
+        state.streaming = true;
+        setStatus('Streaming…');
+        await readAnswer(res, state);
+        if (state.done || state.failure || state.answerId === null) break;
+        throw new Error('the stream ended early');
+      } catch (error) {
+        if (controller.signal.aborted) {
+          markIncomplete('Stopped: the answer is incomplete.');
+          return;
+        }
+        if (!state.streaming) {
+          setStatus(`Error: the service could not be reached (${error.message}).`, 'error');
+          return;
+        }
+        if (state.answerId === null || ++resumes > MAX_RESUMES) {
+          markIncomplete(`Incomplete answer: the connection failed (${error.message}).`);
+          forget();
+          return;
+        }
+        setStatus('Connection lost: resuming…');
+        await pause(250 * resumes, controller.signal);
+        request = follow;
       }
-    });
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) parser.push(chunk.value);
-  } catch (error) {
-    if (controller.signal.aborted) {
-      markIncomplete('Stopped: the answer is incomplete.');
-    } else if (!streaming) {
-      setStatus(`Error: the service could not be reached (${error.message}).`, 'error');
-    } else {
-      markIncomplete(`Incomplete answer: the connection failed (${error.message}).`);
     }
-    return;
   } finally {
     inFlight = null;
     setBusy(false);
   }
-  if (failure) {
-    markIncomplete(`Incomplete answer: ${failure.error.type}: ${failure.error.message}`);
-  } else if (!done) {
+  forget();
+  if (state.failure) {
+    markIncomplete(`Incomplete answer: ${state.failure.error.type}: ${state.failure.error.message}`);
+  } else if (!state.done) {
     markIncomplete('Incomplete answer: the stream ended without a done event.');
   } else {
     setStatus('Done.', 'done');
-    meta.textContent = formatMeta(firstTokenMs, done);
+    meta.textContent = formatMeta(state.firstTokenMs, state.done);
     if (multiTurn.checked) {
-      history.push({ role: 'user', content: prompt }, { role: 'assistant', content: text.data });
+      history.push({ role: 'user', content: state.prompt }, { role: 'assistant', content: state.node.data });
       newConversation.hidden = false;
       fields.prompt.value = '';
     }
   }
+}
+
+/** Sends the form as a resumable answer: a reload or a lost connection resumes it, Stop cancels it. */
+function send(prompt) {
+  const state = beginAnswer(prompt);
+  setStatus('Waiting for the answer…');
+  const headers = { 'content-type': 'application/json', ...keyHeaders(state.key) };
+  const body = JSON.stringify({ ...requestBody(prompt), resumable: true });
+  return run(state, (signal) => fetch('llm/query', { method: 'POST', headers, body, signal }));
+}
+
+/** After a reload: the answer that was in flight, followed from where the page was. */
+function resumeSaved() {
+  let saved;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(SAVED) ?? 'null');
+  } catch {
+    saved = null;
+  }
+  if (!saved?.answerId) return;
+  history = Array.isArray(saved.history) ? saved.history : [];
+  multiTurn.checked = saved.multiTurn === true;
+  newConversation.hidden = history.length === 0;
+  fields.prompt.value = saved.prompt;
+  fields.key.value = saved.key ?? '';
+  const state = beginAnswer(saved.prompt, saved);
+  state.streaming = true;
+  setStatus('Resuming…');
+  void run(state, null);
+}
+
+/** Stop: the answer is cancelled on the service (its upstream request aborted), and no longer followed. */
+function stop() {
+  if (!inFlight) return;
+  const { controller, state } = inFlight;
+  if (state.answerId !== null) {
+    void fetch(`llm/answers/${state.answerId}/cancel`, {
+      method: 'POST',
+      headers: keyHeaders(state.key),
+    }).catch(() => undefined);
+  }
+  forget();
+  controller.abort();
 }
 
 function markIncomplete(message) {
@@ -164,7 +288,7 @@ function markIncomplete(message) {
 }
 
 function resetConversation() {
-  inFlight?.abort();
+  stop();
   history = [];
   newConversation.hidden = true;
   renderTranscript();
@@ -194,9 +318,10 @@ form.addEventListener('keydown', (event) => {
 });
 
 document.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && inFlight) inFlight.abort();
+  if (event.key === 'Escape' && inFlight) stop();
 });
 
-stopButton.addEventListener('click', () => inFlight?.abort());
+stopButton.addEventListener('click', stop);
 newConversation.addEventListener('click', resetConversation);
 multiTurn.addEventListener('change', resetConversation);
+resumeSaved();

@@ -2,18 +2,25 @@
  * A small Server-Sent Events parser for text that arrives in arbitrary pieces: an event, a line, a
  * field name or a `\r\n` may be split across chunks. Comment lines (`: keep-alive`) are ignored.
  * Push decoded text (TextDecoderStream handles UTF-8 split across chunks); each complete event is
- * handed to `onEvent({ event, data })` with its `data:` lines joined by `\n`.
+ * handed to `onEvent({ event, data })` with its `data:` lines joined by `\n`, and its `id` when it
+ * has an `id:` line (resumable answers number their events).
  */
 export function createSseParser(onEvent) {
   let buffer = '';
   let event = '';
   let data = [];
+  let id = null;
 
   function line(text) {
     if (text === '') {
-      if (data.length > 0) onEvent({ event: event || 'message', data: data.join('\n') });
+      if (data.length > 0) {
+        const parsed = { event: event || 'message', data: data.join('\n') };
+        if (id !== null) parsed.id = id;
+        onEvent(parsed);
+      }
       event = '';
       data = [];
+      id = null;
       return;
     }
     if (text.startsWith(':')) return;
@@ -23,6 +30,7 @@ export function createSseParser(onEvent) {
     if (value.startsWith(' ')) value = value.slice(1);
     if (field === 'event') event = value;
     else if (field === 'data') data.push(value);
+    else if (field === 'id') id = value;
   }
 
   return {

@@ -1,7 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConnectorError } from '../errors.ts';
 import { abortOnClientClose } from '../http/client-abort.ts';
-import { errorResponses } from '../http/error-responses.ts';
 import { guardedRoute, type PipelineDeps } from '../http/pipeline.ts';
 import { ErrorBody, Usage } from '../http/query-schema.ts';
 import { pendingHeaders, SSE_HEADERS } from '../http/sse-writer.ts';
@@ -41,6 +40,23 @@ export const AnswerSnapshot = {
     }),
   },
 } as const;
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: ErrorBody } },
+});
+
+/** The error answers of the three routes (the request never reaches the upstream). */
+function answerErrors(extra: Record<number, string> = {}) {
+  const responses: Record<number, ReturnType<typeof errorResponse>> = {
+    401: errorResponse('Client keys are on and none, or a wrong one, was given'),
+    404: errorResponse("No such answer: unknown, expired (ANSWER_TTL_SECONDS), or another key's"),
+    429: errorResponse("The client key's RATE_LIMIT_RPM was reached (see Retry-After)"),
+  };
+  for (const [status, description] of Object.entries(extra))
+    responses[Number(status)] = errorResponse(description);
+  return responses;
+}
 
 const NOT_FOUND = 'No answer with this id: unknown, expired, or not yours';
 
@@ -101,7 +117,7 @@ export function answerRoutes(deps: PipelineDeps, store: AnswerStore) {
             description: "The answer's events (text/event-stream)",
             content: { 'text/event-stream': { schema: { type: 'string' } } },
           },
-          ...errorResponses(ErrorBody, 'Bad Last-Event-ID or after; or no such answer (404)'),
+          ...answerErrors({ 400: 'Last-Event-ID or after is not a non-negative integer' }),
         },
       },
       handler: async (request, reply) => {
@@ -157,7 +173,7 @@ export function answerRoutes(deps: PipelineDeps, store: AnswerStore) {
         params: IdParams,
         response: {
           200: { description: 'The answer as it is now', ...AnswerSnapshot },
-          ...errorResponses(ErrorBody, 'No such answer (404)'),
+          ...answerErrors(),
         },
       },
       handler: async (request, reply) => {
@@ -176,7 +192,7 @@ export function answerRoutes(deps: PipelineDeps, store: AnswerStore) {
         params: IdParams,
         response: {
           200: { description: 'The answer after the cancel', ...AnswerSnapshot },
-          ...errorResponses(ErrorBody, 'No such answer (404)'),
+          ...answerErrors(),
         },
       },
       handler: async (request, reply) => {

@@ -51,7 +51,7 @@ export interface RunOptions {
   readonly config: UpstreamTimeouts & { readonly keepAliveIntervalMs: number };
   /** How long the answer goes on once nobody follows it; null: to the end (background). */
   readonly graceMs: number | null;
-  /** A store write failed (the live client is served all the same). */
+  /** A store write failed (called once per answer; the live client is served all the same). */
   readonly storeFailed: (error: unknown) => void;
   readonly onGraceExpired?: () => void;
   readonly onCancelled?: () => void;
@@ -109,8 +109,17 @@ export class AnswerRun {
       text = '';
       return out;
     };
+    // After a failed store write nothing more is written for this answer, so that no gap is ever
+    // stored; with its heartbeat stopped too, followers elsewhere end it by the lost-producer rule.
+    const writes = { broken: false };
+    const storeFailed = (error: unknown): void => {
+      if (writes.broken) return;
+      writes.broken = true;
+      o.storeFailed(error);
+    };
     const keep = (batch: { events: AnswerEvent[]; text: string }): void => {
-      if (batch.events.length > 0) producer.append(batch.events, batch.text).catch(o.storeFailed);
+      if (batch.events.length > 0 && !writes.broken)
+        producer.append(batch.events, batch.text).catch(storeFailed);
     };
 
     let batch: SseBatch | null = null;
@@ -118,7 +127,7 @@ export class AnswerRun {
     let paused: (() => void) | null = null;
     let graceTimer: NodeJS.Timeout | undefined;
     const heartbeat = setInterval(() => {
-      producer.heartbeat().catch(o.storeFailed);
+      if (!writes.broken) producer.heartbeat().catch(storeFailed);
     }, HEARTBEAT_INTERVAL_MS);
     heartbeat.unref();
     const onCancel = (): void => {
@@ -219,17 +228,19 @@ export class AnswerRun {
     // The live client first: it never waits on the store.
     if (liveOn) batch?.end(formatEvents(last.events));
     else batch?.stop();
-    await producer
-      .finish({
-        status,
-        events: last.events,
-        text: last.text,
-        stopReason: pump.reader.stopReason,
-        usage: pump.reader.usage,
-        error,
-        model: o.model,
-      })
-      .catch(o.storeFailed);
+    if (!writes.broken) {
+      await producer
+        .finish({
+          status,
+          events: last.events,
+          text: last.text,
+          stopReason: pump.reader.stopReason,
+          usage: pump.reader.usage,
+          error,
+          model: o.model,
+        })
+        .catch(storeFailed);
+    }
     return { status, pump, stopped, error, usage: pump.reader.usage };
   }
 }

@@ -58,7 +58,11 @@ export interface AnswerProducer {
   /**
    * Keeps the events one upstream chunk produced (at most one store write per call) and the text they
    * add to the answer (for the snapshot; '' when none). See the ordering guarantees on AnswerStore.
-   * Rejects when the store could not keep them; the producer goes on serving its live client.
+   * Rejects when the store could not keep them, and must then keep nothing of them; it must also
+   * refuse a batch whose first `seq` is not the last kept `seq` + 1 (so that no gap is ever stored,
+   * even when an earlier write failed after this one was sent). After a rejection the producer
+   * writes nothing more for the answer (no append, no heartbeat, no finish) and goes on serving its
+   * live client; followers elsewhere then end the answer by the lost-producer rule.
    */
   append(events: readonly AnswerEvent[], text: string): Promise<void>;
 

@@ -52,6 +52,8 @@ export class AnswerService implements DetachedAnswers {
   readonly store: AnswerStore;
   readonly #options: AnswerServiceOptions;
   readonly #runs = new Set<AnswerRun>();
+  /** Answers being started or running here (a background answer holds no connection: this bounds them). */
+  #active = 0;
   #draining: Promise<void> | undefined;
 
   constructor(options: AnswerServiceOptions) {
@@ -81,6 +83,33 @@ export class AnswerService implements DetachedAnswers {
     }
     // Redis known to be down: refuse before paying for an upstream request.
     if (this.store.healthy?.() === false) throw unavailable();
+    // An answer that outlives its connection is still bounded: as many as MAX_CONNECTIONS per process.
+    const cap = this.#options.config.maxConnections;
+    if (cap > 0 && this.#active >= cap) {
+      throw new ConnectorError(
+        'overloaded_error',
+        503,
+        `Too many resumable and background answers running (at most ${cap}, MAX_CONNECTIONS); retry shortly`,
+        { retryAfter: '1' },
+      );
+    }
+    this.#active++;
+    try {
+      await this.#handle(deps, adapter, request, reply, call, mode);
+    } finally {
+      this.#active--;
+    }
+  }
+
+  async #handle(
+    deps: PipelineDeps,
+    adapter: ApiAdapter,
+    request: FastifyRequest,
+    reply: FastifyReply,
+    call: UpstreamCall,
+    mode: 'resumable' | 'background',
+  ): Promise<void> {
+    const { record } = request;
     const id = randomUUID();
     if (!adapter.framing) throw new Error(`${record.route} offers no resumable answers`);
     const framing = adapter.framing(request, call, id);

@@ -12,7 +12,7 @@ import { sseEvent } from './sse-writer.ts';
 
 const schema = {
   summary: 'Ask Claude; the answer streams back as Server-Sent Events',
-  description: `Send \`prompt\` (or \`messages\`). By default the answer streams as SSE. ${SSE_DESCRIPTION}\n\nWith \`"stream": false\` the answer is one JSON object.`,
+  description: `Send \`prompt\` (or \`messages\`). By default the answer streams as SSE. ${SSE_DESCRIPTION}\n\nWith \`"stream": false\` the answer is one JSON object.\n\nWith \`"resumable": true\` every event has an \`id:\` and the answer survives a lost connection (resume at /llm/answers/{id}/events); with \`"background": true\` the answer is 202 at once and generated to its end.`,
   body: QueryBody,
   response: {
     200: {
@@ -26,10 +26,30 @@ const schema = {
           type: 'string',
           description: 'The model that served the answer: the requested one, or a FALLBACK_MODELS model',
         },
+        'x-answer-id': {
+          type: 'string',
+          description:
+            'With "resumable": true, the answer\'s id (also `answer_id` in the start event): resume at /llm/answers/{id}/events',
+        },
       },
       content: {
         'text/event-stream': { schema: { type: 'string', description: SSE_DESCRIPTION } },
         'application/json': { schema: QueryAnswer },
+      },
+    },
+    202: {
+      description:
+        'With "background": true: the answer is being generated; follow it at /llm/answers/{id}/events, poll GET /llm/answers/{id}',
+      headers: {
+        location: { type: 'string', description: '/llm/answers/{id}' },
+        'x-answer-id': { type: 'string', description: 'The answer id' },
+      },
+      type: 'object',
+      required: ['id', 'status', 'model'],
+      properties: {
+        id: { type: 'string', description: 'The answer id (made by the service)' },
+        status: { type: 'string', enum: ['in_progress'] },
+        model: { type: 'string' },
       },
     },
     ...errorResponses(ErrorBody, 'Invalid request, or the upstream rejected it'),

@@ -147,7 +147,9 @@ describe('playground in headless Chromium', { skip }, () => {
     await page.getByLabel('Prompt', { exact: true }).fill('Count slowly.');
     await page.getByRole('button', { name: 'Send' }).click();
     await page.locator('#answer', { hasText: 'one' }).waitFor();
+    const cancel = page.waitForRequest('**/llm/answers/*/cancel');
     await page.getByRole('button', { name: 'Stop' }).click();
+    assert.equal((await cancel).method(), 'POST', 'Stop cancels the answer on the service');
 
     const upstream = h.fake.requests[0];
     assert.ok(upstream);
@@ -160,6 +162,33 @@ describe('playground in headless Chromium', { skip }, () => {
     assert.equal(await page.getByRole('button', { name: 'Send' }).isEnabled(), true);
     assert.equal(await page.getByRole('button', { name: 'Stop' }).isDisabled(), true);
   });
+
+  it(
+    'a reload mid-answer resumes the same answer: no word lost or doubled, one upstream request',
+    TEST,
+    async () => {
+      const full =
+        'alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi '.repeat(2);
+      h.fake.queue({ kind: 'message', deltas: words(full), deltaDelayMs: 80 });
+      const sent = page.waitForRequest('**/llm/query');
+      await page.getByLabel('Prompt', { exact: true }).fill('Recite slowly.');
+      await page.getByRole('button', { name: 'Send' }).click();
+      assert.equal(((await sent).postDataJSON() as { resumable?: boolean }).resumable, true);
+      await page.locator('#answer', { hasText: 'gamma' }).waitFor();
+      const resumed = page.waitForRequest('**/llm/answers/*/events?after=*');
+      await page.reload();
+      assert.match((await resumed).url(), /\/llm\/answers\/[0-9a-f-]{36}\/events\?after=\d+$/);
+      await status('Done.');
+      assert.equal(await answerText(), full);
+      assert.equal(await page.getByLabel('Prompt', { exact: true }).inputValue(), 'Recite slowly.');
+      assert.equal(h.fake.requests.length, 1, 'the reload asked the upstream again');
+      assert.equal(h.fake.requests[0]?.closedEarly, false, 'the upstream answer was cut');
+      // Done: a further reload starts afresh.
+      await page.reload();
+      await status('Ready');
+      assert.equal(await answerText(), '');
+    },
+  );
 
   it('shows an upstream 429 as an error with status and message', TEST, async () => {
     h.fake.setScenario(() => ({

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
+import type { AnswerStore } from '../../src/answers/answer-store.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
 import { setUpGuard } from '../../src/limits/setup.ts';
@@ -27,6 +28,8 @@ export interface Harness {
 export interface HarnessOptions {
   /** The limits' clock, e.g. `clockInsideMinute()` for exact per-minute numbers. */
   now?: () => number;
+  /** Where resumable answers live (default: the service's own choice, in memory). */
+  answerStore?: AnswerStore;
 }
 
 /** A real service on an ephemeral port, in front of a real fake upstream on loopback. */
@@ -65,7 +68,13 @@ export async function startHarness(
     now,
   );
   await limits.waitUntilReady(2000);
-  const app = await buildApp(config, { upstream, logger, metrics, guard: limits.guard });
+  const app = await buildApp(config, {
+    upstream,
+    logger,
+    metrics,
+    guard: limits.guard,
+    ...(options.answerStore ? { answerStore: options.answerStore } : {}),
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (address === null || typeof address === 'string') throw new Error('no address');

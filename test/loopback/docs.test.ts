@@ -58,6 +58,8 @@ describe('docs and health', () => {
       'top_k',
       'stop_sequences',
       'stream',
+      'resumable',
+      'background',
     ]) {
       assert.ok(field in properties, `request schema lacks ${field}`);
     }
@@ -69,12 +71,29 @@ describe('docs and health', () => {
       'text/event-stream',
     ]);
     assert.deepEqual(Object.keys(op.responses['200']?.headers ?? {}).sort(), [
+      'x-answer-id',
       'x-request-id',
       'x-served-model',
     ]);
+    assert.deepEqual(Object.keys(op.responses['202']?.headers ?? {}).sort(), ['location', 'x-answer-id']);
     for (const status of ['400', '413', '415', '429', '502', '503', '504']) {
       const envelope = JSON.stringify(op.responses[status]?.content ?? {});
       assert.match(envelope, /"error"/, `status ${status} lacks the error envelope`);
+    }
+  });
+
+  it("/openapi.json documents the stored answers' routes", async () => {
+    const doc = (await (await fetch(`${h.url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
+    for (const [path, method] of [
+      ['/llm/answers/{id}/events', 'get'],
+      ['/llm/answers/{id}', 'get'],
+      ['/llm/answers/{id}/cancel', 'post'],
+    ] as const) {
+      const op = doc.paths[path]?.[method];
+      assert.ok(op, `${method} ${path} is not documented`);
+      assert.ok(op.responses['200'] && op.responses['404'], `${method} ${path}: 200 and 404`);
     }
   });
 

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
+import type { AnswerStore } from '../../src/answers/answer-store.ts';
+import { MemoryAnswerStore } from '../../src/answers/memory-answer-store.ts';
 import { requestLogOf, requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
 import { SseClient, joinedText, postQuery, type IdEvent } from '../helpers/sse-client.ts';
 import { closedWithin, upstreamRequest, waitFor } from '../helpers/wait.ts';
@@ -421,3 +423,98 @@ function query(h: Harness, headers: Record<string, string> = {}): Promise<Respon
     body: JSON.stringify({ prompt: 'x' }),
   });
 }
+
+describe('resumable answers: a failing store', () => {
+  it('a failed append: the live client still gets the whole answer; nothing more is written for it', async () => {
+    const memory = new MemoryAnswerStore({ ttlMs: 60_000 });
+    const calls: string[] = [];
+    const store: AnswerStore = {
+      get: (id) => memory.get(id),
+      read: (id, after, signal) => memory.read(id, after, signal),
+      cancel: (id) => memory.cancel(id),
+      close: () => memory.close(),
+      async create(answer) {
+        const producer = await memory.create(answer);
+        let appends = 0;
+        return {
+          id: producer.id,
+          cancelRequested: producer.cancelRequested,
+          followers: () => producer.followers(),
+          heartbeat: () => {
+            calls.push('heartbeat');
+            return producer.heartbeat();
+          },
+          append: (events, text) => {
+            calls.push('append');
+            return ++appends === 2 ? Promise.reject(new Error('store down')) : producer.append(events, text);
+          },
+          finish: (ending) => {
+            calls.push('finish');
+            return producer.finish(ending);
+          },
+        };
+      },
+    };
+    const h = await startHarness({}, { answerStore: store });
+    try {
+      h.fake.queue({ kind: 'message', deltas: WORDS, deltaDelayMs: 5 });
+      const client = postQuery(h.url, { prompt: 'x', resumable: true });
+      await client.closed;
+      assert.equal(joinedText(client.events), FULL);
+      assert.deepEqual(ids(client.events), range(1, WORDS.length + 2));
+      assert.deepEqual(
+        calls.filter((c) => c !== 'heartbeat'),
+        ['append', 'append'],
+        'nothing written after the failed append',
+      );
+      await waitFor(() => h.logs.some((l) => l.includes('answer store failed')), 'the warning');
+    } finally {
+      await h.close();
+    }
+  });
+});
+
+describe('resumable answers: bounded without a connection', () => {
+  it('at most MAX_CONNECTIONS answers run per process, background ones included: then 503', async () => {
+    const h = await startHarness({ MAX_CONNECTIONS: '2' });
+    try {
+      h.fake.setScenario(() => ({
+        kind: 'message',
+        deltas: WORDS,
+        fault: { type: 'stall', afterDeltas: 1 },
+      }));
+      const start = () =>
+        fetch(`${h.url}/llm/query`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', connection: 'close' },
+          body: JSON.stringify({ prompt: 'x', background: true }),
+        });
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) {
+        const res = await start();
+        assert.equal(res.status, 202);
+        ids.push(((await res.json()) as { id: string }).id);
+      }
+      await upstreamRequest(h.fake, 2);
+      const refused = await start();
+      assert.equal(refused.status, 503);
+      assert.match(
+        ((await refused.json()) as { error: { message: string } }).error.message,
+        /MAX_CONNECTIONS/,
+      );
+      for (const id of ids) {
+        const cancel = await fetch(`${h.url}/llm/answers/${id}/cancel`, {
+          method: 'POST',
+          headers: { connection: 'close' },
+        });
+        assert.equal(((await cancel.json()) as { status: string }).status, 'cancelled');
+      }
+      h.fake.setScenario(() => ({ kind: 'message', deltas: ['ok'] }));
+      const again = await start();
+      assert.equal(again.status, 202);
+      await again.arrayBuffer();
+    } finally {
+      await h.close();
+    }
+  });
+});
