@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pino, type Logger } from 'pino';
 import { buildApp } from './app.ts';
+import { setUpAnswerStore } from './answers/setup.ts';
 import { MOCK_UPSTREAM_ENV, onDrainRequest, onReloadKeysRequest } from './cluster/messages.ts';
 import { clusterMetricsSource } from './cluster/metrics-ipc.ts';
 import { runPrimary } from './cluster/primary.ts';
@@ -87,12 +88,22 @@ async function main(): Promise<void> {
     }
     config = Object.freeze({ ...config, upstreamOrigin: url, upstreamPathPrefix: '' });
   }
-  if (!(await limits.waitUntilReady(REDIS_STARTUP_WAIT_MS))) {
+  const answers = setUpAnswerStore(config, () => {
+    metrics.redisErrors.inc();
+  });
+  const [limitsReady, answersReady] = await Promise.all([
+    limits.waitUntilReady(REDIS_STARTUP_WAIT_MS),
+    answers.waitUntilReady(REDIS_STARTUP_WAIT_MS),
+  ]);
+  if (!limitsReady) {
     logger.warn('Redis is not reachable yet: limits follow RATE_LIMIT_ON_REDIS_ERROR until it is');
   }
   const ledger = config.ledger ? new Ledger(config.ledger, logger, metrics.registry) : undefined;
   if (ledger && !(await ledger.start(POSTGRES_STARTUP_WAIT_MS))) {
     logger.warn('PostgreSQL is not reachable yet: ledger rows wait in the buffer until it is');
+  }
+  if (!answersReady) {
+    logger.warn('Redis is not reachable yet: resumable and background answers get 503 until it is');
   }
   const upstream = createUpstreamClient(config);
   let draining = false;
@@ -103,6 +114,7 @@ async function main(): Promise<void> {
     metrics,
     scrapeMetrics,
     guard: limits.guard,
+    ...(answers.store === undefined ? {} : { answerStore: answers.store }),
     isDraining: () => draining,
     subscribers: ledger ? [ledger.subscriber] : [],
     answerDrainMs: DRAIN_MS,

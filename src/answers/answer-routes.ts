@@ -5,6 +5,7 @@ import { guardedRoute, type PipelineDeps } from '../http/pipeline.ts';
 import { ErrorBody, Usage } from '../http/query-schema.ts';
 import { pendingHeaders, SSE_HEADERS } from '../http/sse-writer.ts';
 import { formatEvents, type AnswerStore, type StoredAnswer } from './answer-store.ts';
+import { unavailable } from './detached-answers.ts';
 
 /** How long `cancel` waits for the producer to end the answer before it answers with the snapshot as it is. */
 const CANCEL_WAIT_MS = 2_000;
@@ -63,11 +64,16 @@ function notFound(): ConnectorError {
   return new ConnectorError('not_found_error', 404, NOT_FOUND);
 }
 
+/** A store call that failed (Redis unreachable): 503, never a hang or a 500. */
+function storeUnavailable(): never {
+  throw unavailable();
+}
+
 /** The answer, if it exists and belongs to the request's key (another key gets the same 404 as an unknown id). */
 async function ownAnswer(store: AnswerStore, request: FastifyRequest): Promise<StoredAnswer> {
   const { id } = request.params as { id: string };
   if (!UUID.test(id)) throw notFound();
-  const answer = await store.get(id);
+  const answer = await store.get(id).catch(storeUnavailable);
   if (answer === null || answer.owner !== (request.client?.name ?? null)) throw notFound();
   return answer;
 }
@@ -194,7 +200,7 @@ export function answerRoutes(deps: PipelineDeps, store: AnswerStore) {
         const { id } = answer.snapshot;
         let after = answer;
         if (answer.snapshot.status === 'in_progress') {
-          await store.cancel(id);
+          await store.cancel(id).catch(storeUnavailable);
           // Wait (a little) for the producer to end it: reading past every event ends with the answer.
           const wait = AbortSignal.timeout(CANCEL_WAIT_MS);
           for await (const batch of store.read(id, Number.MAX_SAFE_INTEGER, wait)) {

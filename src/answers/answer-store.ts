@@ -43,6 +43,12 @@ export interface AnswerStore {
 
   /** Releases the store's connections and timers (answers in memory are forgotten). */
   close(): Promise<void>;
+
+  /**
+   * False while the store is known to be unreachable (Redis disconnected): a new answer is then
+   * refused before the upstream is asked. Absent: always reachable (memory).
+   */
+  healthy?(): boolean;
 }
 
 /** The producer's side of one answer, from `AnswerStore.create`. */

@@ -28,7 +28,7 @@ export interface AnswerServiceOptions {
   readonly metrics?: Metrics | undefined;
 }
 
-function unavailable(): ConnectorError {
+export function unavailable(): ConnectorError {
   return new ConnectorError(
     'overloaded_error',
     503,
@@ -81,6 +81,8 @@ export class AnswerService implements DetachedAnswers {
         retryAfter: '1',
       });
     }
+    // Redis known to be down: refuse before paying for an upstream request.
+    if (this.store.healthy?.() === false) throw unavailable();
     // An answer that outlives its connection is still bounded: as many as MAX_CONNECTIONS per process.
     const cap = this.#options.config.maxConnections;
     if (cap > 0 && this.#active >= cap) {
