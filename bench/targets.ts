@@ -156,11 +156,29 @@ function newestMtime(dir: string): number {
 }
 
 /**
+ * Gives another checkout its dependencies: a link to this checkout's node_modules when both lockfiles
+ * are the same, else its own `npm ci` (from npm's cache where it can).
+ */
+function installDependencies(root: string, log: (line: string) => void): void {
+  const lock = (dir: string): string => readFileSync(join(dir, 'package-lock.json'), 'utf8');
+  if (lock(root) === lock(ROOT)) {
+    symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
+    return;
+  }
+  log(`${root}: its package-lock.json differs from this checkout's: npm ci there`);
+  execFileSync('npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts'], {
+    cwd: root,
+    stdio: 'inherit',
+    timeout: 300_000,
+  });
+}
+
+/**
  * Builds dist/ of `root` (this checkout, or a variant's) when dist/server.js is missing or older than
- * a file in src/. Another checkout without its own node_modules gets a link to this one's (the
- * variants compared are commits of this repository, whose dependencies are the same).
+ * a file in src/ (another checkout without node_modules gets them first).
  */
 export function buildIfStale(log: (line: string) => void, root = ROOT): void {
+  if (!existsSync(join(root, 'node_modules'))) installDependencies(root, log);
   let built = 0;
   try {
     built = statSync(join(root, 'dist/server.js')).mtimeMs;
@@ -168,8 +186,6 @@ export function buildIfStale(log: (line: string) => void, root = ROOT): void {
     built = 0;
   }
   if (built >= newestMtime(join(root, 'src'))) return;
-  if (!existsSync(join(root, 'node_modules')))
-    symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
   log(`${root === ROOT ? 'dist/' : `${root}/dist/`} is stale: building it`);
   try {
     const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
