@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import type { RequestFinished } from '../http/request-record.ts';
 import { ANONYMOUS } from '../limits/limits.ts';
+import { ratesFor, tokensByKind, type PriceTable } from '../pricing/cost.ts';
 
 export const HOUR_MS = 3_600_000;
 
@@ -20,9 +21,28 @@ export interface UsageCounts {
   output: number;
   /** Tokens of answers whose cost is unknown (a model without a price). */
   unpricedTokens: number;
-  /** Integer pico-dollars (1e-12 USD) of the priced answers. */
+  /** Integer pico-dollars (1e-12 USD) of the priced answers… */
   costPicoUsd: bigint;
+  /** …and the part of it each kind of token cost (for the cost report's `description` rows). */
+  costInput: bigint;
+  costCacheWrite5m: bigint;
+  costCacheWrite1h: bigint;
+  costCacheRead: bigint;
+  costOutput: bigint;
 }
+
+/** The counts that are pico-dollars (bigint). */
+export const COST_FIELDS = [
+  'costPicoUsd',
+  'costInput',
+  'costCacheWrite5m',
+  'costCacheWrite1h',
+  'costCacheRead',
+  'costOutput',
+] as const;
+type CostField = (typeof COST_FIELDS)[number];
+const isCost = (field: keyof UsageCounts): field is CostField =>
+  (COST_FIELDS as readonly string[]).includes(field);
 
 /** One hour × client × model. */
 export interface UsageRow extends UsageCounts {
@@ -52,6 +72,11 @@ export function emptyCounts(): UsageCounts {
     output: 0,
     unpricedTokens: 0,
     costPicoUsd: 0n,
+    costInput: 0n,
+    costCacheWrite5m: 0n,
+    costCacheWrite1h: 0n,
+    costCacheRead: 0n,
+    costOutput: 0n,
   };
 }
 
@@ -64,7 +89,7 @@ export function addCounts(into: UsageCounts, add: UsageCounts): void {
   into.cacheRead += add.cacheRead;
   into.output += add.output;
   into.unpricedTokens += add.unpricedTokens;
-  into.costPicoUsd += add.costPicoUsd;
+  for (const field of COST_FIELDS) into[field] += add[field];
 }
 
 function tokens(value: unknown): number {
@@ -76,7 +101,10 @@ function tokens(value: unknown): number {
  * A cost of null (a model without a price), or none at all while usage is known, counts every token
  * of the answer as unpriced.
  */
-export function usageOf(finished: Pick<RequestFinished, 'usage' | 'costPicoUsd'>): UsageCounts | undefined {
+export function usageOf(
+  finished: Pick<RequestFinished, 'usage' | 'costPicoUsd'> & { readonly model?: string | undefined },
+  prices?: PriceTable,
+): UsageCounts | undefined {
   const { usage } = finished;
   if (usage === undefined) return undefined;
   const written = tokens(usage.cache_creation_input_tokens);
@@ -89,6 +117,7 @@ export function usageOf(finished: Pick<RequestFinished, 'usage' | 'costPicoUsd'>
     cacheWrite5m = Math.min(written - cacheWrite1h, tokens(given.ephemeral_5m_input_tokens));
   }
   const counts: UsageCounts = {
+    ...emptyCounts(),
     requests: 1,
     uncachedInput: tokens(usage.input_tokens),
     cacheWrite5m,
@@ -96,21 +125,31 @@ export function usageOf(finished: Pick<RequestFinished, 'usage' | 'costPicoUsd'>
     cacheWriteUnsplit: written - cacheWrite5m - cacheWrite1h,
     cacheRead: tokens(usage.cache_read_input_tokens),
     output: tokens(usage.output_tokens),
-    unpricedTokens: 0,
-    costPicoUsd: 0n,
   };
   const cost = finished.costPicoUsd;
-  if (typeof cost === 'bigint') counts.costPicoUsd = cost;
-  else counts.unpricedTokens = counts.uncachedInput + written + counts.cacheRead + counts.output;
+  if (typeof cost === 'bigint') {
+    counts.costPicoUsd = cost;
+    const price = finished.model === undefined ? undefined : prices?.get(finished.model);
+    if (price !== undefined) {
+      // The same arithmetic as the answer's cost, kind by kind.
+      const t = tokensByKind(usage);
+      const r = ratesFor(price, t.input + t.cacheWrite5m + t.cacheWrite1h + t.cacheRead);
+      counts.costInput = BigInt(t.input) * r.input;
+      counts.costCacheWrite5m = BigInt(t.cacheWrite5m) * r.cacheWrite5m;
+      counts.costCacheWrite1h = BigInt(t.cacheWrite1h) * r.cacheWrite1h;
+      counts.costCacheRead = BigInt(t.cacheRead) * r.cacheRead;
+      counts.costOutput = BigInt(t.output) * r.output;
+    }
+  } else counts.unpricedTokens = counts.uncachedInput + written + counts.cacheRead + counts.output;
   return counts;
 }
 
 /** The request subscriber that adds every finished answer to the store (after the response has closed). */
-export function usageRecorder(store: UsageStore) {
+export function usageRecorder(store: UsageStore, prices?: PriceTable) {
   return {
     finished(finished: RequestFinished): void {
       if (finished.model === undefined) return;
-      const counts = usageOf(finished);
+      const counts = usageOf(finished, prices);
       if (counts === undefined) return;
       store.record(finished.key ?? ANONYMOUS, finished.model, counts);
     },
@@ -188,6 +227,11 @@ const CODES = {
   output: 'out',
   unpricedTokens: 'up',
   costPicoUsd: 'usd',
+  costInput: 'usd.in',
+  costCacheWrite5m: 'usd.c5',
+  costCacheWrite1h: 'usd.c1',
+  costCacheRead: 'usd.cr',
+  costOutput: 'usd.out',
 } as const satisfies Record<keyof UsageCounts, string>;
 const FIELDS = Object.fromEntries(Object.entries(CODES).map(([field, code]) => [code, field])) as Record<
   string,
@@ -303,7 +347,7 @@ export class RedisUsageStore implements UsageStore {
           row = { hourMs, key, model, ...emptyCounts() };
           byClient.set(id, row);
         }
-        if (field === 'costPicoUsd') row.costPicoUsd = BigInt(raw);
+        if (isCost(field)) row[field] = BigInt(raw);
         else row[field] = Number(raw);
       }
       rows.push(...byClient.values());

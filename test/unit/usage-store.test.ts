@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { costOf } from '../../src/pricing/cost.ts';
 import {
   HOUR_MS,
   MemoryUsageStore,
@@ -69,6 +70,35 @@ describe('usageOf', () => {
       assert.equal(got.costPicoUsd, 0n);
     }
     assert.equal(usageOf({ usage: USAGE, costPicoUsd: 0n })?.unpricedTokens, 0);
+  });
+});
+
+describe('usageOf with the price table', () => {
+  it('splits the cost by kind of token, adding up to the answer’s cost', () => {
+    const rates = {
+      input: 3_000_000n,
+      cacheWrite5m: 3_750_000n,
+      cacheWrite1h: 6_000_000n,
+      cacheRead: 300_000n,
+      output: 15_000_000n,
+    };
+    const prices = new Map([['claude-x', rates]]);
+    const usage = {
+      input_tokens: 1_000,
+      output_tokens: 100,
+      cache_creation_input_tokens: 300,
+      cache_read_input_tokens: 2_000,
+      cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 },
+    };
+    const cost = costOf(prices, 'claude-x', usage);
+    assert.equal(cost, 3_000_000_000n + 1_500_000_000n + 375_000_000n + 1_200_000_000n + 600_000_000n);
+    const got = usageOf({ usage, costPicoUsd: cost, model: 'claude-x' }, prices);
+    assert.ok(got);
+    assert.deepEqual(
+      [got.costInput, got.costOutput, got.costCacheWrite5m, got.costCacheWrite1h, got.costCacheRead],
+      [3_000_000_000n, 1_500_000_000n, 375_000_000n, 1_200_000_000n, 600_000_000n],
+    );
+    assert.equal(got.costPicoUsd, cost);
   });
 });
 
