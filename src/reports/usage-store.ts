@@ -166,6 +166,10 @@ export interface UsageStoreOptions {
   now?: () => number;
 }
 
+/** Rows kept per hour in memory; past it, an hour's new (key, model) pairs are added up under OTHER_MODEL. */
+export const MAX_ROWS_PER_HOUR = 10_000;
+export const OTHER_MODEL = '(other)';
+
 /** Usage in this process's memory: one process's answers, gone on restart. */
 export class MemoryUsageStore implements UsageStore {
   readonly #hours = new Map<number, Map<string, UsageRow>>();
@@ -192,8 +196,13 @@ export class MemoryUsageStore implements UsageStore {
       rows = new Map();
       this.#hours.set(hourMs, rows);
     }
-    const id = `${key}\n${model}`;
+    let id = `${key}\n${model}`;
     let row = rows.get(id);
+    if (row === undefined && rows.size >= MAX_ROWS_PER_HOUR) {
+      id = `${key}\n${OTHER_MODEL}`;
+      row = rows.get(id);
+      model = OTHER_MODEL;
+    }
     if (row === undefined) {
       row = { hourMs, key, model, ...emptyCounts() };
       rows.set(id, row);

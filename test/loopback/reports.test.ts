@@ -295,6 +295,17 @@ describe('usage and cost reports', () => {
     );
   });
 
+  it('both routes are in the OpenAPI document, with their query parameters', async () => {
+    const spec = (await (await fetch(`${h.url}/openapi.json`)).json()) as {
+      paths: Record<string, { get?: { parameters?: { name: string }[] } }>;
+    };
+    for (const path of [USAGE, COST]) {
+      const names = (spec.paths[path]?.get?.parameters ?? []).map((p) => p.name);
+      for (const name of ['starting_at', 'ending_at', 'bucket_width', 'group_by[]', 'limit', 'page'])
+        assert.ok(names.includes(name), `${path} documents ${name}`);
+    }
+  });
+
   it('bad parameters: 400 in Anthropic’s error shape naming the parameter; no key: 401', async () => {
     const cases: [string, string, RegExp][] = [
       [USAGE, '', /starting_at is required/],

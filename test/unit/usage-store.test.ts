@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import { costOf } from '../../src/pricing/cost.ts';
 import {
   HOUR_MS,
+  MAX_ROWS_PER_HOUR,
   MemoryUsageStore,
+  OTHER_MODEL,
   emptyCounts,
   usageOf,
   type UsageCounts,
@@ -121,6 +123,19 @@ describe('MemoryUsageStore', () => {
       [HOUR_MS, 'alice', 'claude-a', 1, 100, 0n],
     ]);
     assert.equal((await store.read(T0 + HOUR_MS, T0 + 2 * HOUR_MS)).length, 1);
+  });
+
+  it('holds at most MAX_ROWS_PER_HOUR rows an hour: further models are added up as (other)', async () => {
+    const store = new MemoryUsageStore({ retentionHours: 24, now: () => T0 });
+    for (let i = 0; i < MAX_ROWS_PER_HOUR + 5; i++)
+      store.record('alice', `model-${i}`, counts({ requests: 1 }));
+    const rows = await store.read(T0, T0 + HOUR_MS);
+    assert.equal(rows.length, MAX_ROWS_PER_HOUR + 1);
+    assert.equal(rows.find((r) => r.model === OTHER_MODEL)?.requests, 5);
+    assert.equal(
+      rows.reduce((sum, r) => sum + r.requests, 0),
+      MAX_ROWS_PER_HOUR + 5,
+    );
   });
 
   it('keeps the hours of the retention only', async () => {
