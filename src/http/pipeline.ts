@@ -8,7 +8,8 @@ import type {
 import type { Usage } from '../anthropic/message-stream.ts';
 import type { Config } from '../config.ts';
 import type { ClientKey } from '../limits/client-keys.ts';
-import { rejectionError, type Guard, type Lease } from '../limits/guard.ts';
+import { rejectionError, type CostEstimate, type Guard, type Lease } from '../limits/guard.ts';
+import { worstCaseCost } from '../pricing/cost.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { UpstreamAnswer, UpstreamClient, UpstreamRequest } from '../upstream/anthropic-client.ts';
 import { NO_FALLBACKS, openWithFallbacks, type Fallbacks } from '../upstream/fallbacks.ts';
@@ -114,23 +115,54 @@ export function retryHeaders(record: Pick<RequestRecord, 'attempts'>): Record<st
   return record.attempts > 0 ? { 'x-should-retry': 'false' } : {};
 }
 
+/**
+ * The most a Messages request can cost, for the dollar budgets (asked only when the client has
+ * one): its upstream body's bytes as prompt tokens (a token of text is at least a byte) at the
+ * dearest prompt price, plus `max_tokens` at the output price; the dearest of the requested model
+ * and its fallbacks. Null when the requested model has no price.
+ */
+function costEstimate(config: Config, call: UpstreamCall): CostEstimate | undefined {
+  const { upstream } = call;
+  if (upstream.path !== '/v1/messages') return undefined;
+  return {
+    model: call.model,
+    worstCase() {
+      const body = upstream.body;
+      const promptTokens = body === undefined ? 0 : Buffer.byteLength(body);
+      let worst = worstCaseCost(config.prices, call.model, promptTokens, call.reserveTokens);
+      if (worst === null) return null;
+      for (const model of call.fallbacks?.models ?? []) {
+        const other = worstCaseCost(config.prices, model, promptTokens, call.reserveTokens);
+        if (other !== null && other > worst) worst = other;
+      }
+      return worst;
+    },
+  };
+}
+
 /** Checks the client's limits (reserving `reserveTokens`); throws the 429/503 with its headers set on the reply. */
 async function admit(
   deps: PipelineDeps,
   request: FastifyRequest,
   reply: FastifyReply,
-  reserveTokens: number,
+  call: UpstreamCall,
   signal: AbortSignal,
 ): Promise<void> {
   const { guard } = deps;
   if (!guard) return;
-  const admission = await guard.admit(request.client, reserveTokens, signal);
+  const admission = await guard.admit(
+    request.client,
+    call.reserveTokens,
+    signal,
+    costEstimate(deps.config, call),
+  );
   void reply.headers(admission.headers);
   if (!admission.ok) {
-    deps.metrics?.rateLimitRejections.inc({
-      key: request.client?.name ?? 'anonymous',
-      reason: admission.reason,
-    });
+    if (admission.status !== 400)
+      deps.metrics?.rateLimitRejections.inc({
+        key: request.client?.name ?? 'anonymous',
+        reason: admission.reason,
+      });
     throw rejectionError(admission);
   }
   request.record.keyName = admission.client;
@@ -144,7 +176,7 @@ function handlerFor<C extends UpstreamCall>(deps: PipelineDeps, adapter: ApiAdap
     record.requestModel(call.model);
     if (call.replyHeaders) void reply.headers(call.replyHeaders);
     const signal = abortOnClientClose(reply.raw);
-    await admit(deps, request, reply, call.reserveTokens, signal);
+    await admit(deps, request, reply, call, signal);
     const { fallbacks } = call;
     const opened = await openWithFallbacks(
       deps.upstream,
@@ -218,7 +250,7 @@ export function installRequestPipeline(app: FastifyInstance, events: RequestEven
   });
   events.subscribe({
     finished(finished, request) {
-      void request.lease?.settle(finished.usage);
+      void request.lease?.settle(finished.usage, finished.costPicoUsd);
     },
   });
 }

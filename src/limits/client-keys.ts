@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config-error.ts';
-import { parseLimitValue, type LimitName, type LimitOverrides } from './limits.ts';
+import { parseLimitValue, parseUsdBudget, type LimitName, type LimitOverrides } from './limits.ts';
 
 /** An authenticated client: its name (for logs, metrics and limits) and its limit overrides. */
 export interface ClientKey {
@@ -22,7 +22,7 @@ export type DigestCompare = (a: Buffer, b: Buffer) => boolean;
 export const MIN_KEY_LENGTH = 16;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const KEY = /^[\x21-\x7e]+$/;
-const OPTION = /^(rpm|tpm|daily|streams)=(.*)$/;
+const OPTION = /^(rpm|tpm|daily|streams|usd_daily|usd_monthly)=(.*)$/;
 const ROLE = /^role=(.*)$/;
 
 /** The constant-time compare the keyring uses unless a test injects another. */
@@ -82,10 +82,15 @@ function parseOptions(tokens: readonly string[], where: string): LimitOverrides 
   for (const token of tokens) {
     const match = OPTION.exec(token);
     if (!match)
-      throw new ConfigError(`${where}: unknown option "${token}" (expected rpm=, tpm=, daily=, streams=)`);
+      throw new ConfigError(
+        `${where}: unknown option "${token}" (expected rpm=, tpm=, daily=, streams=, usd_daily=, usd_monthly=)`,
+      );
     const option = match[1] as LimitName;
     if (limits[option] !== undefined) throw new ConfigError(`${where}: ${option} is given twice`);
-    limits[option] = parseLimitValue(match[2] ?? '', `${where}: ${option}`);
+    const raw = match[2] ?? '';
+    limits[option] = option.startsWith('usd_')
+      ? parseUsdBudget(raw, `${where}: ${option}`)
+      : parseLimitValue(raw, `${where}: ${option}`);
   }
   return limits;
 }
@@ -102,8 +107,9 @@ function takeRole(tokens: string[], where: string): boolean {
 }
 
 /**
- * `SERVICE_API_KEYS_FILE` contents: one `name:key [rpm=N] [tpm=N] [daily=N] [streams=N] [role=admin]`
- * a line; `#` starts a comment; blank lines are skipped.
+ * `SERVICE_API_KEYS_FILE` contents: one `name:key [rpm=N] [tpm=N] [daily=N] [streams=N]
+ * [usd_daily=USD] [usd_monthly=USD] [role=admin]` a line;
+ * `#` starts a comment; blank lines are skipped.
  */
 export function parseServiceApiKeysFile(text: string, variable = 'SERVICE_API_KEYS_FILE'): ClientKeyEntry[] {
   const entries: ClientKeyEntry[] = [];

@@ -95,8 +95,8 @@ export function costOf(table: PriceTable, model: string | undefined, usage: Pric
 /**
  * The most a request can cost before its usage is known: `inputTokens` at the input price (or the
  * 5-minute cache-write price when it is higher, since the prompt may be written to the cache; the
- * 1-hour price when the request asks for 1-hour caching), plus `maxTokens` at the output price, in
- * the long-context band when the prompt may reach it. Null for an unpriced model.
+ * 1-hour price, since the request may ask for 1-hour caching), plus `maxTokens` at the output price,
+ * in the long-context band when the prompt may reach it. Null for an unpriced model.
  */
 export function worstCaseCost(
   table: PriceTable,
@@ -108,7 +108,9 @@ export function worstCaseCost(
   const price = table.get(model);
   if (price === undefined) return null;
   const bands: Rates[] = [price];
-  if (price.longContext !== undefined) bands.push(price.longContext);
+  // The prompt has at most `inputTokens`: the long-context band applies only if that is above its threshold.
+  if (price.longContext !== undefined && inputTokens > price.longContext.abovePromptTokens)
+    bands.push(price.longContext);
   let worst = 0n;
   for (const r of bands) {
     let perInput = r.input;

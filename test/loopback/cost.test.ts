@@ -9,8 +9,18 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { FakeScenario } from '../../src/mock/types.ts';
 import { parseSse, requestLogOf, requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
-import { ROUTES, expectAnswer, readUntilThenAbort, type RouteName } from '../helpers/routes.ts';
+import {
+  ROUTES,
+  bearer,
+  expectAnswer,
+  metricValue,
+  readUntilThenAbort,
+  scrapeMetrics,
+  type RouteName,
+} from '../helpers/routes.ts';
 import { waitFor } from '../helpers/wait.ts';
+
+const ALICE = 'alice-key-0123456789abcdef';
 
 type Usage = Extract<FakeScenario, { kind: 'message' }>['usage'];
 
@@ -158,5 +168,35 @@ describe('the cost of every answer', () => {
     assert.equal(res.status, 400);
     await waitFor(() => requestLogs(h).length > before, 'the log line');
     assert.equal(requestLogs(h).at(-1)?.cost_usd, undefined);
+  });
+});
+
+describe('cost metrics', () => {
+  let h: Harness;
+  before(async () => {
+    h = await startHarness({ SERVICE_API_KEYS: `alice:${ALICE}` });
+  });
+  after(() => h.close());
+
+  it('llmc_cost_usd_total by model and key, llmc_unpriced_answers_total by model', async () => {
+    const headers = { 'content-type': 'application/json', ...bearer(ALICE) };
+    const ask = (model: string): Promise<Response> =>
+      fetch(`${h.url}/llm/query`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ prompt: 'Hi', model, stream: false }),
+      });
+    const before = requestLogs(h).length;
+    for (const model of ['claude-sonnet-5', 'claude-sonnet-5', 'claude-unpriced-1']) {
+      h.fake.queue({ kind: 'message', usage: SPLIT });
+      assert.equal((await ask(model)).status, 200);
+    }
+    await waitFor(() => requestLogs(h).length >= before + 3, 'three log lines');
+    const families = await scrapeMetrics(h.url);
+    const cost = metricValue(families, 'llmc_cost_usd_total', { model: 'claude-sonnet-5', key: 'alice' });
+    assert.ok(Math.abs(cost - 0.039) < 1e-12, String(cost));
+    assert.equal(metricValue(families, 'llmc_cost_usd_total', { model: 'claude-unpriced-1' }), 0);
+    assert.equal(metricValue(families, 'llmc_unpriced_answers_total', { model: 'claude-unpriced-1' }), 1);
+    assert.equal(metricValue(families, 'llmc_unpriced_answers_total', { model: 'claude-sonnet-5' }), 0);
   });
 });

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -111,6 +114,24 @@ describe('start-up, as a new user runs it', () => {
       /^error: UPSTREAM_READ_TIMEOUT /,
     );
     await expectStartupError({ ANTHROPIC_API_KEY: 'k' }, /--bogus/, ['--bogus']);
+  });
+
+  it('names the file and the field of an invalid MODEL_PRICES_FILE, and a bad budget', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'llmc-prices-'));
+    try {
+      const file = join(dir, 'prices.json');
+      writeFileSync(file, '{"claude-x-1": {"input": "three", "output": 15}}');
+      await expectStartupError(
+        { ANTHROPIC_API_KEY: 'k', MODEL_PRICES_FILE: file },
+        /^error: MODEL_PRICES_FILE .*prices\.json: "claude-x-1"\.input must be a non-negative number/,
+      );
+      await expectStartupError(
+        { ANTHROPIC_API_KEY: 'k', BUDGET_USD_DAILY: 'lots' },
+        /^error: BUDGET_USD_DAILY /,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('says so in one line when the port is in use', async () => {

@@ -87,8 +87,12 @@ describe('costOf', () => {
     // claude-sonnet-5: 1000 prompt tokens at the 1-hour write price ($4) + 100 × $10.
     assert.equal(worstCaseCost(table, 'claude-sonnet-5', 1000, 100), 5_000_000_000n);
     assert.equal(worstCaseCost(table, 'nope', 1000, 100), null);
-    // claude-haiku-5-5: the long-context band is dearer.
-    assert.equal(worstCaseCost(table, 'claude-haiku-5-5', 10, 10), 10n * 1_000_000n + 10n * 2_500_000n);
+    // claude-haiku-5-5: the long-context band only when the prompt may pass 100K tokens.
+    assert.equal(worstCaseCost(table, 'claude-haiku-5-5', 10, 10), 10n * 200_000n + 10n * 500_000n);
+    assert.equal(
+      worstCaseCost(table, 'claude-haiku-5-5', 100_001, 10),
+      100_001n * 1_000_000n + 10n * 2_500_000n,
+    );
   });
 });
 
