@@ -259,6 +259,9 @@ function loadRedis(): typeof Redis {
   return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
 }
 
+/** Rows (hour × key × model) that wait for Redis while it is unreachable; past it, answers are dropped and counted. */
+export const MAX_PENDING_ROWS = 10_000;
+
 /**
  * Usage in Redis, one report across replicas: a hash per UTC hour (`<prefix>usage:<hour>`), one
  * HINCRBY per count in one pipeline per answer, expiring `retentionHours` after its hour ends.
@@ -269,6 +272,8 @@ export class RedisUsageStore implements UsageStore {
   readonly #retentionHours: number;
   readonly #now: () => number;
   readonly #onError: (error: Error) => void;
+  readonly #pending = new Map<string, UsageRow>();
+  #dropped = 0;
 
   constructor(options: RedisUsageStoreOptions) {
     this.#prefix = `${options.prefix ?? 'llmc:'}usage:`;
@@ -287,6 +292,10 @@ export class RedisUsageStore implements UsageStore {
     });
     this.#redis.on('error', (error: Error) => {
       this.#onError(error);
+    });
+    // Back after an outage: what waited is written now.
+    this.#redis.on('ready', () => {
+      this.#flush();
     });
   }
 
@@ -308,25 +317,65 @@ export class RedisUsageStore implements UsageStore {
     return this.#redis.status === 'ready';
   }
 
+  /** Answers that could not be counted: Redis lost a write's reply, or the waiting buffer was full. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
   record(key: string, model: string, counts: UsageCounts): void {
-    const hourMs = hourOf(this.#now());
+    this.#write(hourOf(this.#now()), key, model, counts);
+  }
+
+  #write(hourMs: number, key: string, model: string, counts: UsageCounts): void {
+    if (this.#redis.status !== 'ready') {
+      this.#keep(hourMs, key, model, counts);
+      return;
+    }
     const hash = this.#key(hourMs);
-    const pipeline = this.#redis.pipeline();
+    // One transaction: a write is applied whole or not at all.
+    const write = this.#redis.multi();
     for (const [field, code] of Object.entries(CODES) as [keyof UsageCounts, string][]) {
       const value = counts[field];
       if (value === 0 || value === 0n) continue;
-      pipeline.hincrby(hash, `${code}:${key}:${model}`, value.toString());
+      write.hincrby(hash, `${code}:${key}:${model}`, value.toString());
     }
-    pipeline.pexpireat(hash, hourMs + (this.#retentionHours + 1) * HOUR_MS);
-    pipeline.exec().then(
+    write.pexpireat(hash, hourMs + (this.#retentionHours + 1) * HOUR_MS);
+    write.exec().then(
       (results) => {
         const failed = results?.find(([error]) => error !== null)?.[0];
-        if (failed) this.#onError(failed);
+        if (failed) this.#drop(failed);
       },
       (error: unknown) => {
-        this.#onError(error instanceof Error ? error : new Error(String(error)));
+        // Sent, but no answer: it may have been applied, so it is not written again (never counted twice).
+        this.#drop(error instanceof Error ? error : new Error(String(error)));
       },
     );
+  }
+
+  /** While Redis is unreachable, answers wait here (added up per hour, key and model) for its return. */
+  #keep(hourMs: number, key: string, model: string, counts: UsageCounts): void {
+    const id = `${hourMs}\n${key}\n${model}`;
+    let row = this.#pending.get(id);
+    if (row === undefined) {
+      if (this.#pending.size >= MAX_PENDING_ROWS) {
+        this.#drop(new Error('usage not written: Redis is unreachable and the waiting buffer is full'));
+        return;
+      }
+      row = { hourMs, key, model, ...emptyCounts() };
+      this.#pending.set(id, row);
+    }
+    addCounts(row, counts);
+  }
+
+  #flush(): void {
+    const rows = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const row of rows) this.#write(row.hourMs, row.key, row.model, row);
+  }
+
+  #drop(error: Error): void {
+    this.#dropped++;
+    this.#onError(error);
   }
 
   async read(fromMs: number, toMs: number): Promise<UsageRow[]> {
@@ -364,7 +413,12 @@ export class RedisUsageStore implements UsageStore {
     return rows;
   }
 
+  /** Writes what waits (if Redis is there), then closes once every write has its answer. */
   async close(): Promise<void> {
+    if (this.#redis.status === 'ready') this.#flush();
+    for (let i = 0; i < this.#pending.size; i++)
+      this.#drop(new Error('usage not written: Redis was unreachable until shutdown'));
+    this.#pending.clear();
     await this.#redis.quit().catch(() => {
       this.#redis.disconnect();
     });
