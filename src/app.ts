@@ -162,7 +162,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
       deps.metrics?.redisErrors.inc();
     });
   if (deps.usage === undefined) app.addHook('onClose', () => usage.close());
-  events.subscribe(usageRecorder(usage));
+  events.subscribe(usageRecorder(usage, config.prices));
   for (const subscriber of deps.subscribers ?? []) events.subscribe(subscriber);
   if (config.corsOrigins.length > 0) await app.register(cors, corsOptions(config.corsOrigins));
   installAuthentication(app, deps.guard);

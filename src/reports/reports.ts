@@ -175,20 +175,66 @@ function usageResult(group: Group): object {
   };
 }
 
-function costResult(group: Group, byDescription: boolean): object {
+function costRow(
+  group: Group,
+  pico: bigint,
+  unpriced: number,
+  description?: [string, string | null],
+): object {
   return {
     currency: 'USD',
-    amount: centsString(group.counts.costPicoUsd),
+    amount: centsString(pico),
     workspace_id: null,
-    description: byDescription ? `${group.model ?? ''} Usage` : null,
-    cost_type: byDescription ? 'tokens' : null,
+    description: description === undefined ? null : `${group.model ?? ''} Usage - ${description[0]}`,
+    cost_type: description === undefined ? null : 'tokens',
     context_window: null,
     model: group.model,
     service_tier: null,
-    token_type: null,
+    token_type: description === undefined ? null : description[1],
     api_key_id: group.key,
-    unpriced_tokens: group.counts.unpricedTokens,
+    unpriced_tokens: unpriced,
   };
+}
+
+/** Anthropic's token types, with the tokens and the cost of each. */
+const TOKEN_TYPES: readonly [string, string, (c: UsageCounts) => [number, bigint]][] = [
+  ['Input Tokens', 'uncached_input_tokens', (c) => [c.uncachedInput, c.costInput]],
+  ['Output Tokens', 'output_tokens', (c) => [c.output, c.costOutput]],
+  ['Cache Read', 'cache_read_input_tokens', (c) => [c.cacheRead, c.costCacheRead]],
+  [
+    'Cache Write (5 min)',
+    'cache_creation.ephemeral_5m_input_tokens',
+    (c) => [c.cacheWrite5m + c.cacheWriteUnsplit, c.costCacheWrite5m],
+  ],
+  [
+    'Cache Write (1 h)',
+    'cache_creation.ephemeral_1h_input_tokens',
+    (c) => [c.cacheWrite1h, c.costCacheWrite1h],
+  ],
+];
+
+/** The cost rows of a group: one total, or with `description` one per kind of token (and the unpriced tokens). */
+function costResults(group: Group, byDescription: boolean): object[] {
+  const { counts } = group;
+  if (!byDescription) return [costRow(group, counts.costPicoUsd, counts.unpricedTokens)];
+  const rows: object[] = [];
+  for (const [label, type, of] of TOKEN_TYPES) {
+    const [tokens, pico] = of(counts);
+    // A kind with tokens but no cost is listed (at 0) only for a priced model.
+    if (pico > 0n || (tokens > 0 && counts.unpricedTokens === 0))
+      rows.push(costRow(group, pico, 0, [label, type]));
+  }
+  if (counts.unpricedTokens > 0)
+    rows.push(costRow(group, 0n, counts.unpricedTokens, ['Unpriced Tokens', null]));
+  // Costs recorded without their split by kind (none is known for them): one row for the rest.
+  const split =
+    counts.costInput +
+    counts.costOutput +
+    counts.costCacheRead +
+    counts.costCacheWrite5m +
+    counts.costCacheWrite1h;
+  if (counts.costPicoUsd > split) rows.push(costRow(group, counts.costPicoUsd - split, 0, ['Tokens', null]));
+  return rows;
 }
 
 /**
@@ -228,8 +274,8 @@ export function buildReport(
     data.push({
       starting_at: new Date(bucket).toISOString().replace('.000Z', 'Z'),
       ending_at: new Date(bucket + widthMs).toISOString().replace('.000Z', 'Z'),
-      results: sorted.map((group) =>
-        query.kind === 'usage' ? usageResult(group) : costResult(group, query.groupBy.has('description')),
+      results: sorted.flatMap((group) =>
+        query.kind === 'usage' ? [usageResult(group)] : costResults(group, query.groupBy.has('description')),
       ),
     });
   }

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import type { RequestFinished } from '../http/request-record.ts';
 import { ANONYMOUS } from '../limits/limits.ts';
+import { ratesFor, tokensByKind, type PriceTable } from '../pricing/cost.ts';
 
 export const HOUR_MS = 3_600_000;
 
@@ -20,9 +21,28 @@ export interface UsageCounts {
   output: number;
   /** Tokens of answers whose cost is unknown (a model without a price). */
   unpricedTokens: number;
-  /** Integer pico-dollars (1e-12 USD) of the priced answers. */
+  /** Integer pico-dollars (1e-12 USD) of the priced answers… */
   costPicoUsd: bigint;
+  /** …and the part of it each kind of token cost (for the cost report's `description` rows). */
+  costInput: bigint;
+  costCacheWrite5m: bigint;
+  costCacheWrite1h: bigint;
+  costCacheRead: bigint;
+  costOutput: bigint;
 }
+
+/** The counts that are pico-dollars (bigint). */
+export const COST_FIELDS = [
+  'costPicoUsd',
+  'costInput',
+  'costCacheWrite5m',
+  'costCacheWrite1h',
+  'costCacheRead',
+  'costOutput',
+] as const;
+type CostField = (typeof COST_FIELDS)[number];
+const isCost = (field: keyof UsageCounts): field is CostField =>
+  (COST_FIELDS as readonly string[]).includes(field);
 
 /** One hour × client × model. */
 export interface UsageRow extends UsageCounts {
@@ -52,6 +72,11 @@ export function emptyCounts(): UsageCounts {
     output: 0,
     unpricedTokens: 0,
     costPicoUsd: 0n,
+    costInput: 0n,
+    costCacheWrite5m: 0n,
+    costCacheWrite1h: 0n,
+    costCacheRead: 0n,
+    costOutput: 0n,
   };
 }
 
@@ -64,7 +89,7 @@ export function addCounts(into: UsageCounts, add: UsageCounts): void {
   into.cacheRead += add.cacheRead;
   into.output += add.output;
   into.unpricedTokens += add.unpricedTokens;
-  into.costPicoUsd += add.costPicoUsd;
+  for (const field of COST_FIELDS) into[field] += add[field];
 }
 
 function tokens(value: unknown): number {
@@ -76,7 +101,10 @@ function tokens(value: unknown): number {
  * A cost of null (a model without a price), or none at all while usage is known, counts every token
  * of the answer as unpriced.
  */
-export function usageOf(finished: Pick<RequestFinished, 'usage' | 'costPicoUsd'>): UsageCounts | undefined {
+export function usageOf(
+  finished: Pick<RequestFinished, 'usage' | 'costPicoUsd'> & { readonly model?: string | undefined },
+  prices?: PriceTable,
+): UsageCounts | undefined {
   const { usage } = finished;
   if (usage === undefined) return undefined;
   const written = tokens(usage.cache_creation_input_tokens);
@@ -89,6 +117,7 @@ export function usageOf(finished: Pick<RequestFinished, 'usage' | 'costPicoUsd'>
     cacheWrite5m = Math.min(written - cacheWrite1h, tokens(given.ephemeral_5m_input_tokens));
   }
   const counts: UsageCounts = {
+    ...emptyCounts(),
     requests: 1,
     uncachedInput: tokens(usage.input_tokens),
     cacheWrite5m,
@@ -96,21 +125,31 @@ export function usageOf(finished: Pick<RequestFinished, 'usage' | 'costPicoUsd'>
     cacheWriteUnsplit: written - cacheWrite5m - cacheWrite1h,
     cacheRead: tokens(usage.cache_read_input_tokens),
     output: tokens(usage.output_tokens),
-    unpricedTokens: 0,
-    costPicoUsd: 0n,
   };
   const cost = finished.costPicoUsd;
-  if (typeof cost === 'bigint') counts.costPicoUsd = cost;
-  else counts.unpricedTokens = counts.uncachedInput + written + counts.cacheRead + counts.output;
+  if (typeof cost === 'bigint') {
+    counts.costPicoUsd = cost;
+    const price = finished.model === undefined ? undefined : prices?.get(finished.model);
+    if (price !== undefined) {
+      // The same arithmetic as the answer's cost, kind by kind.
+      const t = tokensByKind(usage);
+      const r = ratesFor(price, t.input + t.cacheWrite5m + t.cacheWrite1h + t.cacheRead);
+      counts.costInput = BigInt(t.input) * r.input;
+      counts.costCacheWrite5m = BigInt(t.cacheWrite5m) * r.cacheWrite5m;
+      counts.costCacheWrite1h = BigInt(t.cacheWrite1h) * r.cacheWrite1h;
+      counts.costCacheRead = BigInt(t.cacheRead) * r.cacheRead;
+      counts.costOutput = BigInt(t.output) * r.output;
+    }
+  } else counts.unpricedTokens = counts.uncachedInput + written + counts.cacheRead + counts.output;
   return counts;
 }
 
 /** The request subscriber that adds every finished answer to the store (after the response has closed). */
-export function usageRecorder(store: UsageStore) {
+export function usageRecorder(store: UsageStore, prices?: PriceTable) {
   return {
     finished(finished: RequestFinished): void {
       if (finished.model === undefined) return;
-      const counts = usageOf(finished);
+      const counts = usageOf(finished, prices);
       if (counts === undefined) return;
       store.record(finished.key ?? ANONYMOUS, finished.model, counts);
     },
@@ -126,6 +165,10 @@ export interface UsageStoreOptions {
   retentionHours: number;
   now?: () => number;
 }
+
+/** Rows kept per hour in memory; past it, an hour's new (key, model) pairs are added up under OTHER_MODEL. */
+export const MAX_ROWS_PER_HOUR = 10_000;
+export const OTHER_MODEL = '(other)';
 
 /** Usage in this process's memory: one process's answers, gone on restart. */
 export class MemoryUsageStore implements UsageStore {
@@ -153,8 +196,13 @@ export class MemoryUsageStore implements UsageStore {
       rows = new Map();
       this.#hours.set(hourMs, rows);
     }
-    const id = `${key}\n${model}`;
+    let id = `${key}\n${model}`;
     let row = rows.get(id);
+    if (row === undefined && rows.size >= MAX_ROWS_PER_HOUR) {
+      id = `${key}\n${OTHER_MODEL}`;
+      row = rows.get(id);
+      model = OTHER_MODEL;
+    }
     if (row === undefined) {
       row = { hourMs, key, model, ...emptyCounts() };
       rows.set(id, row);
@@ -188,6 +236,11 @@ const CODES = {
   output: 'out',
   unpricedTokens: 'up',
   costPicoUsd: 'usd',
+  costInput: 'usd.in',
+  costCacheWrite5m: 'usd.c5',
+  costCacheWrite1h: 'usd.c1',
+  costCacheRead: 'usd.cr',
+  costOutput: 'usd.out',
 } as const satisfies Record<keyof UsageCounts, string>;
 const FIELDS = Object.fromEntries(Object.entries(CODES).map(([field, code]) => [code, field])) as Record<
   string,
@@ -206,6 +259,9 @@ function loadRedis(): typeof Redis {
   return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
 }
 
+/** Rows (hour × key × model) that wait for Redis while it is unreachable; past it, answers are dropped and counted. */
+export const MAX_PENDING_ROWS = 10_000;
+
 /**
  * Usage in Redis, one report across replicas: a hash per UTC hour (`<prefix>usage:<hour>`), one
  * HINCRBY per count in one pipeline per answer, expiring `retentionHours` after its hour ends.
@@ -216,6 +272,8 @@ export class RedisUsageStore implements UsageStore {
   readonly #retentionHours: number;
   readonly #now: () => number;
   readonly #onError: (error: Error) => void;
+  readonly #pending = new Map<string, UsageRow>();
+  #dropped = 0;
 
   constructor(options: RedisUsageStoreOptions) {
     this.#prefix = `${options.prefix ?? 'llmc:'}usage:`;
@@ -234,6 +292,10 @@ export class RedisUsageStore implements UsageStore {
     });
     this.#redis.on('error', (error: Error) => {
       this.#onError(error);
+    });
+    // Back after an outage: what waited is written now.
+    this.#redis.on('ready', () => {
+      this.#flush();
     });
   }
 
@@ -255,25 +317,65 @@ export class RedisUsageStore implements UsageStore {
     return this.#redis.status === 'ready';
   }
 
+  /** Answers that could not be counted: Redis lost a write's reply, or the waiting buffer was full. */
+  get dropped(): number {
+    return this.#dropped;
+  }
+
   record(key: string, model: string, counts: UsageCounts): void {
-    const hourMs = hourOf(this.#now());
+    this.#write(hourOf(this.#now()), key, model, counts);
+  }
+
+  #write(hourMs: number, key: string, model: string, counts: UsageCounts): void {
+    if (this.#redis.status !== 'ready') {
+      this.#keep(hourMs, key, model, counts);
+      return;
+    }
     const hash = this.#key(hourMs);
-    const pipeline = this.#redis.pipeline();
+    // One transaction: a write is applied whole or not at all.
+    const write = this.#redis.multi();
     for (const [field, code] of Object.entries(CODES) as [keyof UsageCounts, string][]) {
       const value = counts[field];
       if (value === 0 || value === 0n) continue;
-      pipeline.hincrby(hash, `${code}:${key}:${model}`, value.toString());
+      write.hincrby(hash, `${code}:${key}:${model}`, value.toString());
     }
-    pipeline.pexpireat(hash, hourMs + (this.#retentionHours + 1) * HOUR_MS);
-    pipeline.exec().then(
+    write.pexpireat(hash, hourMs + (this.#retentionHours + 1) * HOUR_MS);
+    write.exec().then(
       (results) => {
         const failed = results?.find(([error]) => error !== null)?.[0];
-        if (failed) this.#onError(failed);
+        if (failed) this.#drop(failed);
       },
       (error: unknown) => {
-        this.#onError(error instanceof Error ? error : new Error(String(error)));
+        // Sent, but no answer: it may have been applied, so it is not written again (never counted twice).
+        this.#drop(error instanceof Error ? error : new Error(String(error)));
       },
     );
+  }
+
+  /** While Redis is unreachable, answers wait here (added up per hour, key and model) for its return. */
+  #keep(hourMs: number, key: string, model: string, counts: UsageCounts): void {
+    const id = `${hourMs}\n${key}\n${model}`;
+    let row = this.#pending.get(id);
+    if (row === undefined) {
+      if (this.#pending.size >= MAX_PENDING_ROWS) {
+        this.#drop(new Error('usage not written: Redis is unreachable and the waiting buffer is full'));
+        return;
+      }
+      row = { hourMs, key, model, ...emptyCounts() };
+      this.#pending.set(id, row);
+    }
+    addCounts(row, counts);
+  }
+
+  #flush(): void {
+    const rows = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const row of rows) this.#write(row.hourMs, row.key, row.model, row);
+  }
+
+  #drop(error: Error): void {
+    this.#dropped++;
+    this.#onError(error);
   }
 
   async read(fromMs: number, toMs: number): Promise<UsageRow[]> {
@@ -303,7 +405,7 @@ export class RedisUsageStore implements UsageStore {
           row = { hourMs, key, model, ...emptyCounts() };
           byClient.set(id, row);
         }
-        if (field === 'costPicoUsd') row.costPicoUsd = BigInt(raw);
+        if (isCost(field)) row[field] = BigInt(raw);
         else row[field] = Number(raw);
       }
       rows.push(...byClient.values());
@@ -311,7 +413,12 @@ export class RedisUsageStore implements UsageStore {
     return rows;
   }
 
+  /** Writes what waits (if Redis is there), then closes once every write has its answer. */
   async close(): Promise<void> {
+    if (this.#redis.status === 'ready') this.#flush();
+    for (let i = 0; i < this.#pending.size; i++)
+      this.#drop(new Error('usage not written: Redis was unreachable until shutdown'));
+    this.#pending.clear();
     await this.#redis.quit().catch(() => {
       this.#redis.disconnect();
     });

@@ -60,12 +60,25 @@ describe('usage and cost reports', () => {
         cacheRead: 7,
         output: 50,
         costPicoUsd: 1_234_567_890_123n,
+        costInput: 1_000_000_000_000n,
+        costCacheWrite5m: 100_000_000_000n,
+        costCacheWrite1h: 100_000_000_000n,
+        costCacheRead: 4_567_890_123n,
+        costOutput: 30_000_000_000n,
       }),
     );
     clock = BASE + 2 * HOUR_MS;
-    store.record('bob', 'claude-haiku-5', counts({ output: 5, costPicoUsd: 10_000_000_000n }));
+    store.record(
+      'bob',
+      'claude-haiku-5',
+      counts({ output: 5, costPicoUsd: 10_000_000_000n, costOutput: 10_000_000_000n }),
+    );
     clock = BASE + DAY_MS + 3 * HOUR_MS;
-    store.record('alice', 'claude-sonnet-5', counts({ output: 1, costPicoUsd: 150_000n }));
+    store.record(
+      'alice',
+      'claude-sonnet-5',
+      counts({ output: 1, costPicoUsd: 150_000n, costOutput: 150_000n }),
+    );
     store.record('bob', 'mystery-model', counts({ uncachedInput: 30, output: 10, unpricedTokens: 40 }));
     clock = Date.now();
     h = await startHarness(
@@ -170,24 +183,40 @@ describe('usage and cost reports', () => {
     );
   });
 
-  it('the cost report: USD cents as decimal strings, by description (model), unpriced tokens apart', async () => {
+  it('the cost report: USD cents as decimal strings; by description one row per model and token type', async () => {
     const body = await report(COST, BOSS, `${range}&group_by[]=description`);
-    const first = body.data[0]?.results ?? [];
-    assert.deepEqual(
-      first.map((r) => [r.description, r.model, r.amount, r.unpriced_tokens]),
-      [
-        ['claude-haiku-5 Usage', 'claude-haiku-5', '1', 0],
-        ['claude-sonnet-5 Usage', 'claude-sonnet-5', '123.4567890123', 0],
-      ],
-    );
-    const second = body.data[1]?.results ?? [];
-    assert.deepEqual(
-      second.map((r) => [r.model, r.amount, r.unpriced_tokens]),
-      [
-        ['claude-sonnet-5', '0.000015', 0],
-        ['mystery-model', '0', 40],
-      ],
-    );
+    const rows = (bucket: number) =>
+      (body.data[bucket]?.results ?? []).map((r) => [
+        r.description,
+        r.token_type,
+        r.amount,
+        r.unpriced_tokens,
+      ]);
+    assert.deepEqual(body.data[0]?.results[0], {
+      currency: 'USD',
+      amount: '1',
+      workspace_id: null,
+      description: 'claude-haiku-5 Usage - Output Tokens',
+      cost_type: 'tokens',
+      context_window: null,
+      model: 'claude-haiku-5',
+      service_tier: null,
+      token_type: 'output_tokens',
+      api_key_id: null,
+      unpriced_tokens: 0,
+    });
+    assert.deepEqual(rows(0), [
+      ['claude-haiku-5 Usage - Output Tokens', 'output_tokens', '1', 0],
+      ['claude-sonnet-5 Usage - Input Tokens', 'uncached_input_tokens', '100', 0],
+      ['claude-sonnet-5 Usage - Output Tokens', 'output_tokens', '3', 0],
+      ['claude-sonnet-5 Usage - Cache Read', 'cache_read_input_tokens', '0.4567890123', 0],
+      ['claude-sonnet-5 Usage - Cache Write (5 min)', 'cache_creation.ephemeral_5m_input_tokens', '10', 0],
+      ['claude-sonnet-5 Usage - Cache Write (1 h)', 'cache_creation.ephemeral_1h_input_tokens', '10', 0],
+    ]);
+    assert.deepEqual(rows(1), [
+      ['claude-sonnet-5 Usage - Output Tokens', 'output_tokens', '0.000015', 0],
+      ['mystery-model Usage - Unpriced Tokens', null, '0', 40],
+    ]);
     const total = await report(COST, BOSS, range);
     assert.deepEqual(total.data[0]?.results, [
       {
@@ -264,6 +293,17 @@ describe('usage and cost reports', () => {
       nothing.data.flatMap((b) => b.results),
       [],
     );
+  });
+
+  it('both routes are in the OpenAPI document, with their query parameters', async () => {
+    const spec = (await (await fetch(`${h.url}/openapi.json`)).json()) as {
+      paths: Record<string, { get?: { parameters?: { name: string }[] } }>;
+    };
+    for (const path of [USAGE, COST]) {
+      const names = (spec.paths[path]?.get?.parameters ?? []).map((p) => p.name);
+      for (const name of ['starting_at', 'ending_at', 'bucket_width', 'group_by[]', 'limit', 'page'])
+        assert.ok(names.includes(name), `${path} documents ${name}`);
+    }
   });
 
   it('bad parameters: 400 in Anthropic’s error shape naming the parameter; no key: 401', async () => {
@@ -343,6 +383,27 @@ describe('usage and cost reports', () => {
     const cost = await report(COST, SLOW, today);
     const amount = cost.data.flatMap((b) => b.results)[0]?.amount;
     assert.equal(amount, `${Number(expected) / 1e10}`);
+    const kinds = await report(COST, SLOW, `${today}&group_by[]=description`);
+    const byType = kinds.data.flatMap((b) => b.results);
+    assert.deepEqual(
+      byType.map((r) => r.token_type),
+      [
+        'uncached_input_tokens',
+        'output_tokens',
+        'cache_read_input_tokens',
+        'cache_creation.ephemeral_5m_input_tokens',
+        'cache_creation.ephemeral_1h_input_tokens',
+      ],
+    );
+    const picos = byType.map((r) => {
+      const [whole = '0', fraction = ''] = (r.amount as string).split('.');
+      return BigInt(whole) * 10_000_000_000n + BigInt(fraction.padEnd(10, '0'));
+    });
+    assert.equal(
+      picos.reduce((a, b) => a + b, 0n),
+      expected,
+      'the rows by token type add up to the answer’s cost',
+    );
   });
 });
 

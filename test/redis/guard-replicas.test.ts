@@ -9,6 +9,7 @@ import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstre
 import {
   PrivateRedis,
   SHARED_REDIS_URL,
+  deleteUsageOf,
   deleteKeys,
   describeIf,
   redisReachable,
@@ -110,6 +111,7 @@ describeIf(
         await fake.close();
         await deleteKeys(SHARED_REDIS_URL, `llmc:{${name}}:`);
         await deleteKeys(SHARED_REDIS_URL, `llmc:{${warmName}}:`);
+        await deleteUsageOf(SHARED_REDIS_URL, [name, warmName]);
       }
     });
 

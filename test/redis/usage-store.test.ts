@@ -12,7 +12,15 @@ import {
   hourOf,
   type UsageRow,
 } from '../../src/reports/usage-store.ts';
-import { SHARED_REDIS_URL, deleteKeys, describeIf, redisReachable, uniquePrefix } from '../helpers/redis.ts';
+import {
+  PrivateRedis,
+  SHARED_REDIS_URL,
+  deleteKeys,
+  describeIf,
+  redisReachable,
+  redisServerInstalled,
+  uniquePrefix,
+} from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const reachable = await redisReachable();
@@ -94,5 +102,43 @@ describeIf(reachable, `Redis is not reachable at ${SHARED_REDIS_URL}`, 'usage in
     assert.ok((await a.read(T0, now)).length > 0);
     now = T0 + 48 * HOUR_MS;
     assert.deepEqual(await a.read(T0, now), []);
+  });
+});
+
+describeIf(redisServerInstalled(), 'redis-server is not installed', 'usage while Redis is away', () => {
+  let redis: PrivateRedis;
+  let store: RedisUsageStore;
+  before(async () => {
+    redis = await PrivateRedis.start();
+    store = new RedisUsageStore({ url: redis.url, retentionHours: 24 });
+    assert.ok(await store.waitUntilReady(5_000));
+  });
+  after(async () => {
+    await store.close();
+    await redis.stop();
+  });
+
+  it('answers counted while Redis is down wait in memory and are written when it is back', async () => {
+    const now = hourOf(Date.now());
+    await redis.kill();
+    await waitFor(() => !store.healthy(), 'the store to see Redis gone');
+    for (let i = 0; i < 3; i++)
+      store.record('alice', 'claude-x', { ...emptyCounts(), requests: 1, output: 5 });
+    store.record('bob', 'claude-x', { ...emptyCounts(), requests: 1, costPicoUsd: 7n });
+    await redis.restart();
+    const read = async () => {
+      try {
+        return await store.read(now, now + HOUR_MS);
+      } catch {
+        return [];
+      }
+    };
+    await waitFor(async () => (await read()).length === 2, 'the waiting answers in Redis');
+    const rows = await read();
+    assert.deepEqual(rows.map((r) => [r.key, r.requests, r.output, r.costPicoUsd]).sort(), [
+      ['alice', 3, 15, 0n],
+      ['bob', 1, 0, 7n],
+    ]);
+    assert.equal(store.dropped, 0);
   });
 });

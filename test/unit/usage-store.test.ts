@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { costOf } from '../../src/pricing/cost.ts';
 import {
   HOUR_MS,
+  MAX_ROWS_PER_HOUR,
   MemoryUsageStore,
+  OTHER_MODEL,
   emptyCounts,
   usageOf,
   type UsageCounts,
@@ -72,6 +75,35 @@ describe('usageOf', () => {
   });
 });
 
+describe('usageOf with the price table', () => {
+  it('splits the cost by kind of token, adding up to the answer’s cost', () => {
+    const rates = {
+      input: 3_000_000n,
+      cacheWrite5m: 3_750_000n,
+      cacheWrite1h: 6_000_000n,
+      cacheRead: 300_000n,
+      output: 15_000_000n,
+    };
+    const prices = new Map([['claude-x', rates]]);
+    const usage = {
+      input_tokens: 1_000,
+      output_tokens: 100,
+      cache_creation_input_tokens: 300,
+      cache_read_input_tokens: 2_000,
+      cache_creation: { ephemeral_5m_input_tokens: 100, ephemeral_1h_input_tokens: 200 },
+    };
+    const cost = costOf(prices, 'claude-x', usage);
+    assert.equal(cost, 3_000_000_000n + 1_500_000_000n + 375_000_000n + 1_200_000_000n + 600_000_000n);
+    const got = usageOf({ usage, costPicoUsd: cost, model: 'claude-x' }, prices);
+    assert.ok(got);
+    assert.deepEqual(
+      [got.costInput, got.costOutput, got.costCacheWrite5m, got.costCacheWrite1h, got.costCacheRead],
+      [3_000_000_000n, 1_500_000_000n, 375_000_000n, 1_200_000_000n, 600_000_000n],
+    );
+    assert.equal(got.costPicoUsd, cost);
+  });
+});
+
 describe('MemoryUsageStore', () => {
   const T0 = Date.UTC(2026, 11, 1, 10, 0, 0);
 
@@ -91,6 +123,19 @@ describe('MemoryUsageStore', () => {
       [HOUR_MS, 'alice', 'claude-a', 1, 100, 0n],
     ]);
     assert.equal((await store.read(T0 + HOUR_MS, T0 + 2 * HOUR_MS)).length, 1);
+  });
+
+  it('holds at most MAX_ROWS_PER_HOUR rows an hour: further models are added up as (other)', async () => {
+    const store = new MemoryUsageStore({ retentionHours: 24, now: () => T0 });
+    for (let i = 0; i < MAX_ROWS_PER_HOUR + 5; i++)
+      store.record('alice', `model-${i}`, counts({ requests: 1 }));
+    const rows = await store.read(T0, T0 + HOUR_MS);
+    assert.equal(rows.length, MAX_ROWS_PER_HOUR + 1);
+    assert.equal(rows.find((r) => r.model === OTHER_MODEL)?.requests, 5);
+    assert.equal(
+      rows.reduce((sum, r) => sum + r.requests, 0),
+      MAX_ROWS_PER_HOUR + 5,
+    );
   });
 
   it('keeps the hours of the retention only', async () => {
