@@ -174,10 +174,17 @@ const queryAdapter: ApiAdapter<QueryCall> = {
           emit('delta', `{"text":${literal}}`, JSON.parse(literal) as string);
         },
       }),
-      done: (stopReason, usage) => ({
-        event: 'done',
-        data: `{"stop_reason":${JSON.stringify(stopReason)},"usage":${usageJson(usage)}}`,
-      }),
+      done: (stopReason, usage) => {
+        // The same `done` as a plain stream's, its cost kept by the record for the log line and budgets.
+        const { record } = request;
+        record.usage = usage;
+        const cost = record.cost();
+        const usd = JSON.stringify(cost === null || cost === undefined ? null : usdString(cost));
+        return {
+          event: 'done',
+          data: `{"stop_reason":${JSON.stringify(stopReason)},"usage":${usageJson(usage)},"cost_usd":${usd}}`,
+        };
+      },
       error: (failure) => ({
         event: 'error',
         data: JSON.stringify(errorEnvelope(failure.type, failure.message, request.id)),
