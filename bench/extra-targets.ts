@@ -6,8 +6,10 @@
  *   (default: the test one on loopback).
  * - `resumable`: every streamed /llm/query with `"resumable": true`, answers kept in memory.
  * - `resumable-redis`: the same, answers in the Redis at BENCH_REDIS_URL (default database 9 of the
- *   Redis on loopback), kept 60 s (ANSWER_TTL_SECONDS) so that they expire by themselves.
+ *   Redis on loopback), kept 60 s (ANSWER_TTL_SECONDS); the service's keys there (`llmc:`: the
+ *   answers and the usage buckets) are deleted at the end of the run.
  */
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { parseVariant, type Skipped, type Variant } from './targets.ts';
 
@@ -17,6 +19,7 @@ const DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://root@127.0.0.
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379/9';
 const SCHEMA = `llmc_bench_${process.pid}`;
 let schemaCreated = false;
+let redisUsed = false;
 
 async function sql(text: string): Promise<void> {
   const client = new pg.Client({ connectionString: DATABASE_URL, connectionTimeoutMillis: 3_000 });
@@ -32,10 +35,12 @@ async function sql(text: string): Promise<void> {
 /** The variant for one of EXTRA_TARGETS, or why it cannot run. */
 export async function extraTarget(name: (typeof EXTRA_TARGETS)[number]): Promise<Variant | Skipped> {
   if (name === 'resumable') return parseVariant('resumable=field:resumable=true');
-  if (name === 'resumable-redis')
+  if (name === 'resumable-redis') {
+    redisUsed = true;
     return parseVariant(
       `resumable-redis=field:resumable=true;env:REDIS_URL=${REDIS_URL};env:ANSWER_TTL_SECONDS=60`,
     );
+  }
   try {
     await sql(`CREATE SCHEMA ${SCHEMA}`);
   } catch (error) {
@@ -49,8 +54,24 @@ export async function extraTarget(name: (typeof EXTRA_TARGETS)[number]): Promise
   return parseVariant(`connector-ledger=env:DATABASE_URL=${url}`);
 }
 
-/** Drops the ledger's schema, if this run created one. */
+async function deleteRedisKeys(): Promise<void> {
+  const redis = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    for await (const keys of redis.scanStream({ match: 'llmc:*', count: 1000 }) as AsyncIterable<string[]>)
+      if (keys.length > 0) await redis.unlink(...keys);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Drops the ledger's schema and deletes the service's keys in the bench's Redis database, if this run used them. */
 export async function dropExtraTargetData(): Promise<void> {
+  if (redisUsed) {
+    redisUsed = false;
+    await deleteRedisKeys().catch(() => undefined);
+  }
   if (!schemaCreated) return;
   schemaCreated = false;
   await sql(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`).catch(() => undefined);
