@@ -14,6 +14,8 @@ export interface Endpoint {
   path: string;
   headers: Record<string, string>;
   protocol: Protocol;
+  /** More fields of each streamed /llm/query body (a variant's `field:` keys). */
+  fields?: Record<string, unknown>;
 }
 
 export interface Ask {
@@ -188,7 +190,7 @@ function dispatch(p: Pool, ask: Ask, hooks: ExchangeHooks, done: (o: Outcome) =>
       method: 'POST',
       path: endpoint.path,
       headers: { ...endpoint.headers, 'content-type': 'application/json' },
-      body: requestBody(endpoint.protocol, ask.shape, ask.run, ask.stream),
+      body: requestBody(endpoint.protocol, ask.shape, ask.run, ask.stream, endpoint.fields),
     },
     exchange,
   );

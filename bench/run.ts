@@ -50,6 +50,7 @@ import {
   type RunContext,
   type Scenario,
 } from './scenarios.ts';
+import { dropExtraTargetData, EXTRA_TARGETS, extraTarget } from './extra-targets.ts';
 import { round } from './stats.ts';
 import {
   BENCH_DIR,
@@ -172,6 +173,12 @@ async function startTargets(
   if (wanted('baseline-fetch')) all.push(await startBaselineFetch(launch));
   if (wanted('floor')) all.push(await startFloor(launch));
   for (const variant of opts.variants) all.push(...(await startConnector(launch, variant)));
+  // Only when named: connector-ledger needs a PostgreSQL, resumable-redis a Redis.
+  for (const name of EXTRA_TARGETS) {
+    if (opts.only?.has(name) !== true) continue;
+    const variant = await extraTarget(name);
+    all.push(...('reason' in variant ? [variant] : await startConnector(launch, variant)));
+  }
   const external = [
     ['portkey', startPortkey],
     ['claude-code-router', startCcr],
@@ -368,6 +375,7 @@ async function main(): Promise<number> {
   const memory = connector === undefined ? null : await memoryBreakdown(connector.endpoint.origin);
   if (memory !== null) log(`connector memory at the end (MiB): ${memoryLine(memory)}`);
   await stopAll();
+  await dropExtraTargetData();
   const profiles = opts.profileDir === undefined ? [] : profileSummaries(opts.profileDir, t0);
 
   const res = new Results(records);
@@ -473,6 +481,7 @@ main().then(
       `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
     );
     await stopAll();
+    await dropExtraTargetData();
     process.exit(1);
   },
 );

@@ -231,7 +231,9 @@ export function startScriptNodeArgs(root = ROOT): string[] {
  * Another build of the connector run beside the main one in the same run (`--variant`), so that two
  * versions compare round by round on the same machine state: another checkout (`tree:DIR`, e.g. a
  * `git worktree add` of a commit), another Node.js binary (`node:PATH`), `--workers N`
- * (`workers:N`), pinned to other cores (`cores:0,1`). Keys combine, separated by `;`.
+ * (`workers:N`), pinned to other cores (`cores:0,1`), an environment variable of the service
+ * (`env:KEY=VALUE`), a field added to each streamed /llm/query body (`field:NAME=JSON`, e.g.
+ * `field:resumable=true`). Keys combine, separated by `;`; env and field repeat.
  */
 export interface Variant {
   name: string;
@@ -240,14 +242,26 @@ export interface Variant {
   workers: number;
   /** taskset's core list, or undefined for the targets' core. */
   cores: string | undefined;
+  /** More environment of the service. */
+  env: Record<string, string>;
+  /** More fields of each streamed /llm/query body. */
+  fields: Record<string, unknown>;
 }
 
-/** Parses `NAME=key:value;key:value` (keys: tree, node, workers, cores). */
+/** Parses `NAME=key:value;key:value` (keys: tree, node, workers, cores, env, field). */
 export function parseVariant(spec: string): Variant {
   const eq = spec.indexOf('=');
   const name = spec.slice(0, eq);
   if (eq < 1 || !/^[\w.-]+$/.test(name)) throw new Error(`--variant ${spec}: expected NAME=key:value;…`);
-  const variant: Variant = { name, root: ROOT, nodePath: process.execPath, workers: 1, cores: undefined };
+  const variant: Variant = {
+    name,
+    root: ROOT,
+    nodePath: process.execPath,
+    workers: 1,
+    cores: undefined,
+    env: {},
+    fields: {},
+  };
   for (const part of spec
     .slice(eq + 1)
     .split(';')
@@ -259,7 +273,14 @@ export function parseVariant(spec: string): Variant {
     else if (key === 'node') variant.nodePath = value;
     else if (key === 'workers' && /^[1-9]\d*$/.test(value)) variant.workers = Number(value);
     else if (key === 'cores' && /^[\d,-]+$/.test(value)) variant.cores = value;
-    else throw new Error(`--variant ${spec}: unknown or bad "${part}" (keys: tree, node, workers, cores)`);
+    else if ((key === 'env' || key === 'field') && /^\w+=/.test(value)) {
+      const at = value.indexOf('=');
+      if (key === 'env') variant.env[value.slice(0, at)] = value.slice(at + 1);
+      else variant.fields[value.slice(0, at)] = JSON.parse(value.slice(at + 1)) as unknown;
+    } else
+      throw new Error(
+        `--variant ${spec}: unknown or bad "${part}" (keys: tree, node, workers, cores, env, field)`,
+      );
   }
   return variant;
 }
@@ -274,6 +295,7 @@ export async function startConnector(ctx: LaunchContext, variant?: Variant): Pro
     PORT: String(port),
     HOST: '127.0.0.1',
     LOG_LEVEL: ctx.logLevel,
+    ...variant?.env,
   };
   const root = variant?.root ?? ROOT;
   const name = variant?.name ?? 'connector';
@@ -301,13 +323,23 @@ export async function startConnector(ctx: LaunchContext, variant?: Variant): Pro
         ? []
         : [
             `variant: ${root}${workers.length > 0 ? ` ${workers.join(' ')}` : ''}, cores ${variant.cores ?? 'as targets'}`,
+            ...Object.keys(variant.env).map((key) => `${key} set`),
+            ...Object.entries(variant.fields).map(([k, v]) => `body field ${k}: ${JSON.stringify(v)}`),
           ]),
     ],
   };
   const query = await launch(
     name,
     child,
-    { origin, path: '/llm/query', headers: {}, protocol: 'query' },
+    {
+      origin,
+      path: '/llm/query',
+      headers: {},
+      protocol: 'query',
+      ...(variant === undefined || Object.keys(variant.fields).length === 0
+        ? {}
+        : { fields: variant.fields }),
+    },
     info,
   );
   if (!('endpoint' in query) || variant !== undefined) return [query];

@@ -43,12 +43,23 @@ export function answerText(deltas: number): string {
   return text;
 }
 
-/** The request body for a protocol. `stream: false` asks for one JSON answer. */
-export function requestBody(protocol: Protocol, shape: AnswerShape, run: string, stream: boolean): string {
+/**
+ * The request body for a protocol. `stream: false` asks for one JSON answer. `fields` are added to a
+ * streamed /llm/query body (e.g. `"resumable": true`; a resumable answer cannot be asked unstreamed).
+ */
+export function requestBody(
+  protocol: Protocol,
+  shape: AnswerShape,
+  run: string,
+  stream: boolean,
+  fields?: Record<string, unknown>,
+): string {
   const content = prompt(shape, run);
   if (protocol === 'query') {
     return JSON.stringify(
-      stream ? { prompt: content, max_tokens: 256 } : { prompt: content, max_tokens: 256, stream: false },
+      stream
+        ? { prompt: content, max_tokens: 256, ...fields }
+        : { prompt: content, max_tokens: 256, stream: false },
     );
   }
   return JSON.stringify({ model: MODEL, max_tokens: 256, stream, messages: [{ role: 'user', content }] });
