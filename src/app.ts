@@ -190,7 +190,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
 
   const answers = config.answers.enabled
     ? new AnswerService({
-        store: deps.answerStore ?? new MemoryAnswerStore({ ttlMs: config.answers.ttlMs }),
+        store:
+          deps.answerStore ??
+          new MemoryAnswerStore({
+            ttlMs: config.answers.ttlMs,
+            maxBytes: config.answers.memoryBytes,
+            onEvicted: () => {
+              deps.metrics?.answersEvicted.inc();
+            },
+          }),
         settings: config.answers,
         config,
         logger: deps.logger,

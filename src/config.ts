@@ -67,6 +67,8 @@ export interface AnswerSettings {
   readonly graceMs: number;
   /** How long an answer is kept after it ended. */
   readonly ttlMs: number;
+  /** In memory (no REDIS_URL): at most this many bytes of events; past it, ended answers are forgotten early. */
+  readonly memoryBytes: number;
 }
 
 export { ConfigError };
@@ -237,6 +239,7 @@ function answerSettings(env: Source, workers: number, redisUrl: string | undefin
     enabled,
     graceMs: positiveSeconds(env, 'RESUME_GRACE_SECONDS', 30),
     ttlMs: positiveSeconds(env, 'ANSWER_TTL_SECONDS', 600),
+    memoryBytes: number(env, 'ANSWER_MEMORY_BYTES', 268_435_456, { integer: true, min: 1_048_576 }),
   };
 }
 

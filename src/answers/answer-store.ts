@@ -153,6 +153,11 @@ export interface AnswerStoreOptions {
   readonly ttlMs: number;
 }
 
+/** What an event costs the memory store: its strings (UTF-16) and the object around them. */
+export function eventBytes(event: AnswerEvent): number {
+  return 2 * (event.event.length + event.data.length) + 64;
+}
+
 /** The producer calls `heartbeat()` this often. */
 export const HEARTBEAT_INTERVAL_MS = 2_000;
 /** A follower ends an answer `failed` when it saw no event and no heartbeat for this long. */

@@ -1,14 +1,15 @@
 import type { Usage } from '../anthropic/message-stream.ts';
-import type {
-  AnswerEnding,
-  AnswerError,
-  AnswerEvent,
-  AnswerProducer,
-  AnswerStatus,
-  AnswerStore,
-  AnswerStoreOptions,
-  NewAnswer,
-  StoredAnswer,
+import {
+  eventBytes,
+  type AnswerEnding,
+  type AnswerError,
+  type AnswerEvent,
+  type AnswerProducer,
+  type AnswerStatus,
+  type AnswerStore,
+  type AnswerStoreOptions,
+  type NewAnswer,
+  type StoredAnswer,
 } from './answer-store.ts';
 
 interface Entry {
@@ -26,6 +27,19 @@ interface Entry {
   followers: number;
   readonly cancel: AbortController;
   expiry: NodeJS.Timeout | undefined;
+  /** What its events and text hold in memory, about. */
+  bytes: number;
+}
+
+export interface MemoryAnswerStoreOptions extends AnswerStoreOptions {
+  /**
+   * At most this many bytes of events kept (`ANSWER_MEMORY_BYTES`): past it, the answers that have
+   * ended are forgotten before their TTL, the longest-ended first. Running answers are never dropped
+   * (their number is bounded by the service).
+   */
+  readonly maxBytes?: number;
+  /** Called for each ended answer forgotten before its TTL to stay within `maxBytes`. */
+  readonly onEvicted?: () => void;
 }
 
 /**
@@ -35,10 +49,26 @@ interface Entry {
  */
 export class MemoryAnswerStore implements AnswerStore {
   readonly #ttlMs: number;
+  readonly #maxBytes: number;
+  readonly #onEvicted: () => void;
   readonly #entries = new Map<string, Entry>();
+  /** The answers that have ended, in the order they ended (the first is forgotten first). */
+  readonly #endedOrder = new Set<Entry>();
+  #bytes = 0;
 
-  constructor(options: AnswerStoreOptions) {
+  constructor(options: MemoryAnswerStoreOptions) {
     this.#ttlMs = options.ttlMs;
+    this.#maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    this.#onEvicted =
+      options.onEvicted ??
+      (() => {
+        // Nobody counts them.
+      });
+  }
+
+  /** About how many bytes the stored answers' events and text hold. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   create(answer: NewAnswer): Promise<AnswerProducer> {
@@ -57,12 +87,19 @@ export class MemoryAnswerStore implements AnswerStore {
       followers: 0,
       cancel: new AbortController(),
       expiry: undefined,
+      bytes: 0,
     };
     this.#entries.set(answer.id, entry);
     return Promise.resolve(
-      new MemoryProducer(entry, () => {
-        this.#ended(entry);
-      }),
+      new MemoryProducer(
+        entry,
+        (bytes) => {
+          this.#grew(entry, bytes);
+        },
+        () => {
+          this.#ended(entry);
+        },
+      ),
     );
   }
 
@@ -105,15 +142,42 @@ export class MemoryAnswerStore implements AnswerStore {
       wake(entry);
     }
     this.#entries.clear();
+    this.#endedOrder.clear();
+    this.#bytes = 0;
     return Promise.resolve();
   }
 
+  #grew(entry: Entry, bytes: number): void {
+    entry.bytes += bytes;
+    this.#bytes += bytes;
+    this.#evict();
+  }
+
   #ended(entry: Entry): void {
+    this.#endedOrder.add(entry);
     entry.expiry = setTimeout(() => {
-      if (this.#entries.get(entry.id) === entry) this.#entries.delete(entry.id);
-      wake(entry);
+      this.#forget(entry);
     }, this.#ttlMs);
     entry.expiry.unref();
+    this.#evict();
+  }
+
+  /** Forgets ended answers, the longest-ended first, until the events fit in `maxBytes`. */
+  #evict(): void {
+    for (const entry of this.#endedOrder) {
+      if (this.#bytes <= this.#maxBytes) return;
+      clearTimeout(entry.expiry);
+      this.#forget(entry);
+      this.#onEvicted();
+    }
+  }
+
+  #forget(entry: Entry): void {
+    if (this.#entries.get(entry.id) !== entry) return;
+    this.#entries.delete(entry.id);
+    this.#endedOrder.delete(entry);
+    this.#bytes -= entry.bytes;
+    wake(entry);
   }
 }
 
@@ -121,11 +185,13 @@ class MemoryProducer implements AnswerProducer {
   readonly id: string;
   readonly cancelRequested: AbortSignal;
   readonly #entry: Entry;
+  readonly #onGrow: (bytes: number) => void;
   readonly #onEnd: () => void;
 
-  constructor(entry: Entry, onEnd: () => void) {
+  constructor(entry: Entry, onGrow: (bytes: number) => void, onEnd: () => void) {
     this.id = entry.id;
     this.#entry = entry;
+    this.#onGrow = onGrow;
     this.#onEnd = onEnd;
     this.cancelRequested = entry.cancel.signal;
   }
@@ -170,8 +236,13 @@ class MemoryProducer implements AnswerProducer {
         return new Error(`answer ${entry.id}: event ${event.seq}, expected ${expected}`);
       expected++;
     }
-    for (const event of events) entry.events.push(event);
+    let bytes = 2 * text.length;
+    for (const event of events) {
+      entry.events.push(event);
+      bytes += eventBytes(event);
+    }
     entry.text += text;
+    this.#onGrow(bytes);
     return null;
   }
 }

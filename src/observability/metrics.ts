@@ -28,6 +28,7 @@ export interface Metrics {
   readonly answerResumes: Counter;
   readonly answerCancels: Counter;
   readonly answerGraceExpiries: Counter;
+  readonly answersEvicted: Counter;
   readonly answerFollowers: Gauge;
 }
 
@@ -147,6 +148,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     answerGraceExpiries: new Counter({
       name: 'llmc_answer_grace_expiries_total',
       help: 'Resumable answers cancelled because nobody followed them when RESUME_GRACE_SECONDS ended',
+      registers,
+    }),
+    answersEvicted: new Counter({
+      name: 'llmc_answers_evicted_total',
+      help: 'Ended answers forgotten before ANSWER_TTL_SECONDS to keep the in-memory answers within ANSWER_MEMORY_BYTES',
       registers,
     }),
     answerFollowers: new Gauge({

@@ -29,6 +29,7 @@ const BLANK_ENV: Record<string, string> = {
   RESUMABLE_ANSWERS: '',
   RESUME_GRACE_SECONDS: '',
   ANSWER_TTL_SECONDS: '',
+  ANSWER_MEMORY_BYTES: '',
 };
 
 export interface Exit {

@@ -203,15 +203,22 @@ describe('client keys and limits in the config', () => {
 });
 
 describe('resumable answers settings', () => {
-  it('on by default, with a 30 s grace and a 600 s TTL', () => {
-    assert.deepEqual(loadConfig(KEY).answers, { enabled: true, graceMs: 30_000, ttlMs: 600_000 });
+  it('on by default, with a 30 s grace, a 600 s TTL and 256 MiB in memory', () => {
+    assert.deepEqual(loadConfig(KEY).answers, {
+      enabled: true,
+      graceMs: 30_000,
+      ttlMs: 600_000,
+      memoryBytes: 268_435_456,
+    });
     const set = loadConfig({
       ...KEY,
       RESUME_GRACE_SECONDS: '0.5',
       ANSWER_TTL_SECONDS: '60',
       RESUMABLE_ANSWERS: 'false',
+      ANSWER_MEMORY_BYTES: '1048576',
     });
-    assert.deepEqual(set.answers, { enabled: false, graceMs: 500, ttlMs: 60_000 });
+    assert.deepEqual(set.answers, { enabled: false, graceMs: 500, ttlMs: 60_000, memoryBytes: 1_048_576 });
+    assert.throws(() => loadConfig({ ...KEY, ANSWER_MEMORY_BYTES: '1000' }), /ANSWER_MEMORY_BYTES/);
   });
 
   it('several workers: off without REDIS_URL, on with it; asking for them without Redis stops the start-up', () => {
