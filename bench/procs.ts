@@ -8,8 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface StartOptions {
   name: string;
-  /** Core to pin the process (and every thread it starts) to, or undefined when taskset is missing. */
-  core: number | undefined;
+  /**
+   * Core(s) to pin the process (and every thread it starts) to, as taskset's list (`0`, `0,1`), or
+   * undefined when taskset is missing.
+   */
+  core: number | string | undefined;
   command: string;
   args: readonly string[];
   cwd: string;

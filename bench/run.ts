@@ -11,6 +11,9 @@
  *            --log-level info|warn  --no-gateways  --no-build (use dist/ as it is)
  *            --cpu-prof (profile the connector under the load; a summary is printed)
  *            --budget-min M (default 14.5: the soak is shortened so the whole run fits)
+ *            --variant NAME=tree:DIR;node:PATH;workers:N;cores:0,1 (repeatable: another build of the
+ *              connector as one more target, e.g. a `git worktree add` of an older commit; bench/README.md)
+ *            --scale-out (adds one process and `--workers 2`, both on both cores)
  */
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
@@ -52,6 +55,8 @@ import {
   BENCH_DIR,
   buildIfStale,
   LOAD_CORE,
+  parseVariant,
+  ROOT,
   serviceVersion,
   startBaseline,
   startBaselineFetch,
@@ -61,6 +66,7 @@ import {
   TARGET_CORE,
   type Skipped,
   type Target,
+  type Variant,
 } from './targets.ts';
 
 interface Options {
@@ -77,7 +83,15 @@ interface Options {
   gateways: boolean;
   /** Extra Node.js flags for the connector (`--node-args`), e.g. heap settings to compare. */
   nodeArgs: string[];
+  /** Other builds of the connector run as more targets (`--variant`). */
+  variants: Variant[];
 }
+
+/**
+ * `--scale-out`: what a second core buys. One process and `--workers 2`, both free to use both cores
+ * (the fake upstream and the load generator share core 1 with them), side by side.
+ */
+const SCALE_OUT = ['one-process=cores:0,1', 'workers-2=workers:2;cores:0,1'];
 
 /** Targets the quick run (CI) must have; the others may be skipped with a reason. */
 const REQUIRED = ['direct', 'connector', 'baseline'];
@@ -95,6 +109,8 @@ function options(): Options {
       'budget-min': { type: 'string', default: '14.5' },
       'no-gateways': { type: 'boolean', default: false },
       'node-args': { type: 'string', default: '' },
+      variant: { type: 'string', multiple: true, default: [] },
+      'scale-out': { type: 'boolean', default: false },
     },
   });
   const rounds = Number(values.rounds ?? (values.quick ? 1 : 3));
@@ -111,6 +127,7 @@ function options(): Options {
     profileDir: values['cpu-prof'] ? join(BENCH_DIR, 'results', 'profiles') : undefined,
     gateways: !values['no-gateways'] && (!values.quick || values.targets !== undefined),
     nodeArgs: values['node-args'].split(' ').filter(Boolean),
+    variants: [...values.variant, ...(values['scale-out'] ? SCALE_OUT : [])].map(parseVariant),
   };
 }
 
@@ -146,13 +163,15 @@ async function startTargets(
     ],
     scriptsDir: ctx.scriptsDir,
   };
+  const variantNames = new Set(opts.variants.map((v) => v.name));
   const wanted = (name: string): boolean =>
-    opts.only === undefined || opts.only.has(name) || name === 'direct';
+    opts.only === undefined || opts.only.has(name) || name === 'direct' || variantNames.has(name);
   const all: (Target | Skipped)[] = [ctx.fake];
   if (wanted('connector') || wanted('connector-passthrough')) all.push(...(await startConnector(launch)));
   if (wanted('baseline')) all.push(await startBaseline(launch));
   if (wanted('baseline-fetch')) all.push(await startBaselineFetch(launch));
   if (wanted('floor')) all.push(await startFloor(launch));
+  for (const variant of opts.variants) all.push(...(await startConnector(launch, variant)));
   const external = [
     ['portkey', startPortkey],
     ['claude-code-router', startCcr],
@@ -276,7 +295,8 @@ function resultName(opts: Options): string {
     opts.only !== undefined ||
     opts.scenarios !== undefined ||
     opts.profileDir !== undefined ||
-    opts.nodeArgs.length > 0;
+    opts.nodeArgs.length > 0 ||
+    opts.variants.length > 0;
   return narrowed || opts.rounds !== 3 || !opts.gateways ? 'partial' : 'latest';
 }
 
@@ -315,7 +335,8 @@ async function main(): Promise<number> {
     );
   if (hasTaskset && cpus().length >= 2) pinSelf(LOAD_CORE);
   else log('taskset missing or fewer than 2 cores: processes are not pinned, figures are less comparable');
-  if (opts.build) buildIfStale(log);
+  if (opts.build)
+    for (const root of new Set([ROOT, ...opts.variants.map((v) => v.root)])) buildIfStale(log, root);
   else log('--no-build: using dist/ as it is');
   const scriptsDir = compileChildScripts(BENCH_DIR);
 

@@ -4,7 +4,7 @@
  * passthrough when it answers, and the baseline relay. Gateways are in gateways.ts.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -155,18 +155,45 @@ function newestMtime(dir: string): number {
   return newest;
 }
 
-/** Runs `npm run build` when dist/server.js is missing or older than a file in src/. */
-export function buildIfStale(log: (line: string) => void): void {
+/**
+ * Gives another checkout its dependencies: a link to this checkout's node_modules when both lockfiles
+ * are the same, else its own `npm ci` (from npm's cache where it can).
+ */
+function installDependencies(root: string, log: (line: string) => void): void {
+  const lock = (dir: string): string => readFileSync(join(dir, 'package-lock.json'), 'utf8');
+  if (lock(root) === lock(ROOT)) {
+    symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
+    return;
+  }
+  log(`${root}: its package-lock.json differs from this checkout's: npm ci there`);
+  execFileSync('npm', ['ci', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts'], {
+    cwd: root,
+    stdio: 'inherit',
+    timeout: 300_000,
+  });
+}
+
+/**
+ * Builds dist/ of `root` (this checkout, or a variant's) when dist/server.js is missing or older than
+ * a file in src/ (another checkout without node_modules gets them first).
+ */
+export function buildIfStale(log: (line: string) => void, root = ROOT): void {
+  if (!existsSync(join(root, 'node_modules'))) installDependencies(root, log);
   let built = 0;
   try {
-    built = statSync(join(ROOT, 'dist/server.js')).mtimeMs;
+    built = statSync(join(root, 'dist/server.js')).mtimeMs;
   } catch {
     built = 0;
   }
-  if (built >= newestMtime(join(ROOT, 'src'))) return;
-  log('dist/ is stale: npm run build');
+  if (built >= newestMtime(join(root, 'src'))) return;
+  log(`${root === ROOT ? 'dist/' : `${root}/dist/`} is stale: building it`);
   try {
-    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit', timeout: 180_000 });
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    execFileSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+      cwd: root,
+      stdio: 'inherit',
+      timeout: 180_000,
+    });
   } catch {
     throw new Error(
       'npm run build failed (see above); fix the build, or run with --no-build to use dist/ as it is',
@@ -174,11 +201,11 @@ export function buildIfStale(log: (line: string) => void): void {
   }
 }
 
-export function serviceVersion(): { version: string; commit: string; dirty: boolean } {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+export function serviceVersion(root = ROOT): { version: string; commit: string; dirty: boolean } {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
   const git = (args: string[]): string => {
     try {
-      return execFileSync('git', ['--no-optional-locks', ...args], { cwd: ROOT, encoding: 'utf8' }).trim();
+      return execFileSync('git', ['--no-optional-locks', ...args], { cwd: root, encoding: 'utf8' }).trim();
     } catch {
       return '';
     }
@@ -191,8 +218,8 @@ export function serviceVersion(): { version: string; commit: string; dirty: bool
 }
 
 /** The Node flags `npm start` passes (package.json), so that the connector runs as its users run it. */
-export function startScriptNodeArgs(): string[] {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+export function startScriptNodeArgs(root = ROOT): string[] {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
     scripts?: Record<string, string>;
   };
   const words = (pkg.scripts?.start ?? '').split(/\s+/);
@@ -200,8 +227,45 @@ export function startScriptNodeArgs(): string[] {
   return words.slice(words.indexOf('node') + 1, end === -1 ? 0 : end).filter((word) => word.startsWith('--'));
 }
 
+/**
+ * Another build of the connector run beside the main one in the same run (`--variant`), so that two
+ * versions compare round by round on the same machine state: another checkout (`tree:DIR`, e.g. a
+ * `git worktree add` of a commit), another Node.js binary (`node:PATH`), `--workers N`
+ * (`workers:N`), pinned to other cores (`cores:0,1`). Keys combine, separated by `;`.
+ */
+export interface Variant {
+  name: string;
+  root: string;
+  nodePath: string;
+  workers: number;
+  /** taskset's core list, or undefined for the targets' core. */
+  cores: string | undefined;
+}
+
+/** Parses `NAME=key:value;key:value` (keys: tree, node, workers, cores). */
+export function parseVariant(spec: string): Variant {
+  const eq = spec.indexOf('=');
+  const name = spec.slice(0, eq);
+  if (eq < 1 || !/^[\w.-]+$/.test(name)) throw new Error(`--variant ${spec}: expected NAME=key:value;…`);
+  const variant: Variant = { name, root: ROOT, nodePath: process.execPath, workers: 1, cores: undefined };
+  for (const part of spec
+    .slice(eq + 1)
+    .split(';')
+    .filter(Boolean)) {
+    const colon = part.indexOf(':');
+    const key = part.slice(0, colon);
+    const value = part.slice(colon + 1);
+    if (key === 'tree') variant.root = value;
+    else if (key === 'node') variant.nodePath = value;
+    else if (key === 'workers' && /^[1-9]\d*$/.test(value)) variant.workers = Number(value);
+    else if (key === 'cores' && /^[\d,-]+$/.test(value)) variant.cores = value;
+    else throw new Error(`--variant ${spec}: unknown or bad "${part}" (keys: tree, node, workers, cores)`);
+  }
+  return variant;
+}
+
 /** The connector, plus its /v1/messages passthrough when that route answers. */
-export async function startConnector(ctx: LaunchContext): Promise<(Target | Skipped)[]> {
+export async function startConnector(ctx: LaunchContext, variant?: Variant): Promise<(Target | Skipped)[]> {
   const port = await freePort();
   const origin = `http://127.0.0.1:${port}`;
   const env = {
@@ -211,21 +275,42 @@ export async function startConnector(ctx: LaunchContext): Promise<(Target | Skip
     HOST: '127.0.0.1',
     LOG_LEVEL: ctx.logLevel,
   };
-  const startArgs = startScriptNodeArgs();
-  const args = [...startArgs, ...ctx.connectorNodeArgs, join(ROOT, 'dist/server.js')];
-  const child = node('connector', ctx.targetCore, args, env);
-  const { version, commit, dirty } = serviceVersion();
+  const root = variant?.root ?? ROOT;
+  const name = variant?.name ?? 'connector';
+  const startArgs = startScriptNodeArgs(root);
+  const workers = variant !== undefined && variant.workers > 1 ? ['--workers', String(variant.workers)] : [];
+  const args = [...startArgs, ...ctx.connectorNodeArgs, join(root, 'dist/server.js'), ...workers];
+  const child = startChild({
+    name,
+    core: variant?.cores !== undefined && ctx.targetCore !== undefined ? variant.cores : ctx.targetCore,
+    command: variant?.nodePath ?? process.execPath,
+    args,
+    cwd: root,
+    env: childEnv(env),
+  });
+  const { version, commit, dirty } = serviceVersion(root);
+  const nodeVersion = execFileSync(variant?.nodePath ?? process.execPath, ['--version'], {
+    encoding: 'utf8',
+  }).trim();
   const info = {
-    version: `${version} @ ${commit.slice(0, 12)}${dirty ? ' (uncommitted changes)' : ''}`,
-    notes: [`LOG_LEVEL=${ctx.logLevel}`, `node flags as in npm start: ${startArgs.join(' ') || 'none'}`],
+    version: `${version} @ ${commit.slice(0, 12)}${dirty ? ' (uncommitted changes)' : ''}, node ${nodeVersion}`,
+    notes: [
+      `LOG_LEVEL=${ctx.logLevel}`,
+      `node flags as in npm start: ${startArgs.join(' ') || 'none'}`,
+      ...(variant === undefined
+        ? []
+        : [
+            `variant: ${root}${workers.length > 0 ? ` ${workers.join(' ')}` : ''}, cores ${variant.cores ?? 'as targets'}`,
+          ]),
+    ],
   };
   const query = await launch(
-    'connector',
+    name,
     child,
     { origin, path: '/llm/query', headers: {}, protocol: 'query' },
     info,
   );
-  if (!('endpoint' in query)) return [query];
+  if (!('endpoint' in query) || variant !== undefined) return [query];
   const passthrough = {
     origin,
     path: '/v1/messages',

@@ -27,6 +27,9 @@ import type { Guard } from './limits/guard.ts';
 import type { Metrics } from './observability/metrics.ts';
 import { requestLog } from './observability/request-log.ts';
 import { requestMetrics } from './observability/request-metrics.ts';
+import type { PriceTable } from './pricing/cost.ts';
+import { reportRoutes } from './reports/report-routes.ts';
+import { createUsageStore, usageRecorder, type UsageStore } from './reports/usage-store.ts';
 import type { UpstreamClient } from './upstream/anthropic-client.ts';
 
 declare module 'fastify' {
@@ -56,6 +59,8 @@ export interface AppDeps {
   guard?: Guard | undefined;
   /** More subscribers to every finished request, after the log line, the metrics and the limits. */
   subscribers?: readonly RequestSubscriber[];
+  /** Where the usage and cost reports are kept; default: from the settings (Redis with REDIS_URL), closed with the app. */
+  usage?: UsageStore;
   /** Where resumable and background answers live; default: in this process's memory. */
   answerStore?: AnswerStore;
   /** On close, running answers may go on this long before they are stopped (default 0: at once). */
@@ -100,12 +105,17 @@ function corsOptions(origins: readonly string[]) {
 }
 
 /** Each request gets its record (finished once, to `events`) and its `x-request-id` as it arrives. */
-function installRequestRecords(app: FastifyInstance, events: RequestEvents): void {
+function installRequestRecords(app: FastifyInstance, events: RequestEvents, prices: PriceTable): void {
   app.decorateRequest('record', null as unknown as RequestRecord);
   app.addHook('onRequest', (request, reply, done) => {
-    const record = new RequestRecord(request.routeOptions.url ?? 'unmatched', request.id, (finished) => {
-      events.finished(finished, request);
-    });
+    const record = new RequestRecord(
+      request.routeOptions.url ?? 'unmatched',
+      request.id,
+      (finished) => {
+        events.finished(finished, request);
+      },
+      prices,
+    );
     request.record = record;
     void reply.header('x-request-id', request.id);
     const res = reply.raw;
@@ -144,8 +154,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   installRequestPipeline(app, events);
   events.subscribe(requestLog);
   if (deps.metrics) events.subscribe(requestMetrics(deps.metrics));
-  installRequestRecords(app, events);
+  installRequestRecords(app, events, config.prices);
   installClientErrors(app);
+  const usage =
+    deps.usage ??
+    createUsageStore(config, () => {
+      deps.metrics?.redisErrors.inc();
+    });
+  if (deps.usage === undefined) app.addHook('onClose', () => usage.close());
+  events.subscribe(usageRecorder(usage, config.prices));
   for (const subscriber of deps.subscribers ?? []) events.subscribe(subscriber);
   if (config.corsOrigins.length > 0) await app.register(cors, corsOptions(config.corsOrigins));
   installAuthentication(app, deps.guard);
@@ -201,5 +218,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(playgroundRoutes);
   await app.register(anthropicRoutes(pipeline));
   await app.register(chatCompletionsRoutes(pipeline));
+  await app.register(reportRoutes({ usage, guard: deps.guard }));
   return app;
 }

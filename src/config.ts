@@ -1,8 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { ConfigError } from './config-error.ts';
-import { ClientKeyring, loadClientKeys } from './limits/client-keys.ts';
+import { ClientKeyring, loadAdminKeys, loadClientKeys } from './limits/client-keys.ts';
 import { parseLimitSettings, type LimitSettings } from './limits/limits.ts';
+import type { PriceTable } from './pricing/cost.ts';
+import { loadPriceTable } from './pricing/price-table.ts';
+import { parseLedgerSettings, type LedgerSettings } from './ledger/settings.ts';
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
@@ -39,12 +42,20 @@ export interface Config {
   readonly metricsRequireKey: boolean;
   /** Listen beyond loopback without client keys (ALLOW_UNAUTHENTICATED). */
   readonly allowUnauthenticated: boolean;
-  /** The client keys as digests, names and limits (no key itself); null: authentication is off. */
+  /** The client keys as digests, names and limits (no key itself), admin keys included; null: authentication is off. */
   readonly clientKeys: ClientKeyring | null;
+  /** ADMIN_API_KEYS alone (also in `clientKeys`), kept to be added again when the keys file is reloaded. */
+  readonly adminKeys: ClientKeyring | null;
+  /** Hours of usage kept for the usage and cost reports (USAGE_RETENTION_DAYS × 24). */
+  readonly usageRetentionHours: number;
   /** SERVICE_API_KEYS_FILE, re-read on SIGHUP; undefined when the keys come from SERVICE_API_KEYS or are off. */
   readonly clientKeysFile: string | undefined;
   /** Default limits per client, the upstream cap and the limit store (RATE_LIMIT_*, REDIS_URL…). */
   readonly limits: LimitSettings;
+  /** Model prices: the shipped table with MODEL_PRICES_FILE merged over it. */
+  readonly prices: PriceTable;
+  /** The request ledger in PostgreSQL (DATABASE_URL, LEDGER_*); null: no ledger. */
+  readonly ledger: LedgerSettings | null;
   /** Resumable and background answers of /llm/query (RESUMABLE_ANSWERS, RESUME_GRACE_SECONDS, ANSWER_TTL_SECONDS). */
   readonly answers: AnswerSettings;
 }
@@ -194,10 +205,18 @@ export function parseModelList(raw: string | undefined, name = 'FALLBACK_MODELS'
   return models;
 }
 
-/** Client keys from SERVICE_API_KEYS or SERVICE_API_KEYS_FILE, kept only as a keyring (digests). */
-function clientKeyring(env: Source): ClientKeyring | null {
-  const entries = loadClientKeys(env);
+/** Admin keys from ADMIN_API_KEYS, kept only as a keyring (digests). */
+function adminKeyring(env: Source): ClientKeyring | null {
+  const entries = loadAdminKeys(env);
   return entries === null ? null : new ClientKeyring(entries);
+}
+
+/** Client keys from SERVICE_API_KEYS or SERVICE_API_KEYS_FILE, and the admin keys, kept only as a keyring (digests). */
+function clientKeyring(env: Source, admins: ClientKeyring | null): ClientKeyring | null {
+  const entries = loadClientKeys(env);
+  if (entries === null) return admins;
+  const clients = new ClientKeyring(entries);
+  return admins === null ? clients : ClientKeyring.combine(clients, admins);
 }
 
 /**
@@ -241,6 +260,7 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
   const host = flags.host ?? (env.HOST?.trim() || '127.0.0.1');
   const portSource = flags.port === undefined ? env : { PORT: flags.port };
   const workersSource = flags.workers === undefined ? env : { '--workers': flags.workers };
+  const adminKeys = adminKeyring(env);
   const workers = number(workersSource, flags.workers === undefined ? 'WORKERS' : '--workers', 1, {
     integer: true,
     min: 1,
@@ -269,9 +289,13 @@ export function loadConfig(env: Source, flags: CliFlags = { mock: false }): Conf
     fallbackModels: parseModelList(env.FALLBACK_MODELS),
     metricsRequireKey: flag(env, 'METRICS_REQUIRE_KEY'),
     workers,
-    clientKeys: clientKeyring(env),
+    clientKeys: clientKeyring(env, adminKeys),
+    adminKeys,
+    usageRetentionHours: 24 * number(env, 'USAGE_RETENTION_DAYS', 35, { integer: true, min: 1, max: 3660 }),
     clientKeysFile: env.SERVICE_API_KEYS_FILE?.trim() || undefined,
     limits,
+    prices: loadPriceTable(env.MODEL_PRICES_FILE?.trim() || undefined),
+    ledger: parseLedgerSettings(env),
     answers: answerSettings(env, workers, limits.redisUrl),
     allowUnauthenticated: flag(env, 'ALLOW_UNAUTHENTICATED'),
   });

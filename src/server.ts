@@ -8,6 +8,7 @@ import { MOCK_UPSTREAM_ENV, onDrainRequest, onReloadKeysRequest } from './cluste
 import { clusterMetricsSource } from './cluster/metrics-ipc.ts';
 import { runPrimary } from './cluster/primary.ts';
 import { ConfigError, loadConfig, parseArgs, readEnvFile, type Config } from './config.ts';
+import { Ledger } from './ledger/ledger.ts';
 import { checkClusterSetup, logKeysReload, setUpGuard, type GuardSetup } from './limits/setup.ts';
 import { startFakeUpstream, type FakeUpstream } from './mock/fake-upstream.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -15,6 +16,7 @@ import { createUpstreamClient } from './upstream/anthropic-client.ts';
 
 const DRAIN_MS = 10_000;
 const REDIS_STARTUP_WAIT_MS = 2_000;
+const POSTGRES_STARTUP_WAIT_MS = 2_000;
 const projectRoot = resolve(fileURLToPath(import.meta.url), '../..');
 
 type Env = Record<string, string | undefined>;
@@ -69,6 +71,7 @@ async function main(): Promise<void> {
       logger,
       mock: config.mock,
       drainMs: DRAIN_MS,
+      flushMs: config.ledger?.drainTimeoutMs ?? 0,
       keysFile: config.clientKeysFile,
     });
     return;
@@ -95,6 +98,10 @@ async function main(): Promise<void> {
   if (!limitsReady) {
     logger.warn('Redis is not reachable yet: limits follow RATE_LIMIT_ON_REDIS_ERROR until it is');
   }
+  const ledger = config.ledger ? new Ledger(config.ledger, logger, metrics.registry) : undefined;
+  if (ledger && !(await ledger.start(POSTGRES_STARTUP_WAIT_MS))) {
+    logger.warn('PostgreSQL is not reachable yet: ledger rows wait in the buffer until it is');
+  }
   if (!answersReady) {
     logger.warn('Redis is not reachable yet: resumable and background answers get 503 until it is');
   }
@@ -109,6 +116,7 @@ async function main(): Promise<void> {
     guard: limits.guard,
     ...(answers.store === undefined ? {} : { answerStore: answers.store }),
     isDraining: () => draining,
+    subscribers: ledger ? [ledger.subscriber] : [],
     answerDrainMs: DRAIN_MS,
   });
   try {
@@ -147,8 +155,10 @@ async function main(): Promise<void> {
       });
     }, DRAIN_MS);
     force.unref();
+    // Every request has finished once the app has closed and the answers have ended: the ledger
+    // then writes what is left.
     void Promise.all([app.close(), answers])
-      .then(() => Promise.all([upstream.close(), mock?.close(), limits.close()]))
+      .then(() => Promise.all([upstream.close(), mock?.close(), limits.close(), ledger?.close()]))
       .finally(() => {
         clearTimeout(force);
         logger.flush();

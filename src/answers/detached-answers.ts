@@ -122,7 +122,7 @@ export class AnswerService implements DetachedAnswers {
     res.once('close', () => {
       if (!begun && !res.writableFinished) upstream.abort();
     });
-    await admit(deps, request, reply, call.reserveTokens, upstream.signal);
+    await admit(deps, request, reply, call, upstream.signal);
     const open = () =>
       openWithFallbacks(
         deps.upstream,

@@ -12,13 +12,14 @@ import {
   type StreamFailure,
   type Usage,
 } from './message-stream.ts';
-import type {
-  ContentBlockDeltaEvent,
-  ContentBlockStartEvent,
-  ContentBlockStopEvent,
-  MessageDeltaEvent,
-  MessageStartEvent,
-  StreamErrorEvent,
+import {
+  streamFailure,
+  type ContentBlockDeltaEvent,
+  type ContentBlockStartEvent,
+  type ContentBlockStopEvent,
+  type MessageDeltaEvent,
+  type MessageStartEvent,
+  type StreamErrorEvent,
 } from './wire.ts';
 
 export type AssembledBlock =
@@ -76,13 +77,8 @@ export class MessageAccumulator {
         mergeUsage(this.message.usage, usage);
         return null;
       }
-      case 'error': {
-        const { error } = event as StreamErrorEvent;
-        return {
-          type: error?.type ?? 'upstream_error',
-          message: error?.message ?? 'Upstream reported an error mid-stream',
-        };
-      }
+      case 'error':
+        return streamFailure(event as StreamErrorEvent);
       default:
         return null;
     }

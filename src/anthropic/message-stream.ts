@@ -3,13 +3,20 @@
  * reason and failures out. Knows nothing of HTTP. Unknown event types and non-text deltas are ignored.
  */
 import { textDeltaLiteral } from './text-delta.ts';
-import type { EventOf, StreamEvent, WireUsage } from './wire.ts';
+import { streamFailure, type EventOf, type StreamEvent, type WireUsage } from './wire.ts';
 
 export interface Usage {
   input_tokens: number;
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
+  /** How `cache_creation_input_tokens` splits by cache lifetime, when the answer said (else: all 5-minute). */
+  cache_creation?: CacheCreation | undefined;
+}
+
+export interface CacheCreation {
+  ephemeral_5m_input_tokens: number;
+  ephemeral_1h_input_tokens: number;
 }
 
 export interface StreamFailure {
@@ -45,6 +52,17 @@ export function mergeUsage(into: Usage, from: WireUsage | undefined): void {
     into.cache_creation_input_tokens = from.cache_creation_input_tokens;
   if (typeof from.cache_read_input_tokens === 'number')
     into.cache_read_input_tokens = from.cache_read_input_tokens;
+  const split = from.cache_creation;
+  if (typeof split === 'object' && split !== null) {
+    const m5 = split.ephemeral_5m_input_tokens;
+    const h1 = split.ephemeral_1h_input_tokens;
+    into.cache_creation = {
+      ephemeral_5m_input_tokens:
+        typeof m5 === 'number' ? m5 : (into.cache_creation?.ephemeral_5m_input_tokens ?? 0),
+      ephemeral_1h_input_tokens:
+        typeof h1 === 'number' ? h1 : (into.cache_creation?.ephemeral_1h_input_tokens ?? 0),
+    };
+  }
 }
 
 export class MessageStreamReader {
@@ -100,11 +118,10 @@ export class MessageStreamReader {
         return;
       case 'error': {
         const event = this.parse(name, data);
-        if (event)
-          this.fail(
-            event.error?.type ?? 'upstream_error',
-            event.error?.message ?? 'Upstream reported an error mid-stream',
-          );
+        if (event) {
+          const failure = streamFailure(event);
+          this.fail(failure.type, failure.message);
+        }
         return;
       }
       default:

@@ -13,6 +13,14 @@ export interface WireUsage {
   output_tokens?: number | null;
   cache_creation_input_tokens?: number | null;
   cache_read_input_tokens?: number | null;
+  /** The cache writes split by lifetime (when the answer gives the split). */
+  cache_creation?:
+    | {
+        ephemeral_5m_input_tokens?: number | null;
+        ephemeral_1h_input_tokens?: number | null;
+      }
+    | null
+    | undefined;
 }
 
 /** A content block: text{text}, tool_use{id, name, input}, or a type no reader uses. */
@@ -80,6 +88,14 @@ export interface PingEvent {
 export interface StreamErrorEvent {
   type: 'error';
   error?: { type?: string; message?: string };
+}
+
+/** The failure an `error` event reports, with defaults for the fields a broken upstream left out. */
+export function streamFailure(event: StreamErrorEvent): { type: string; message: string } {
+  return {
+    type: event.error?.type ?? 'upstream_error',
+    message: event.error?.message ?? 'Upstream reported an error mid-stream',
+  };
 }
 
 export type StreamEvent =

@@ -24,6 +24,8 @@ export interface PrimaryOptions {
   mock: boolean;
   /** How long workers may take to drain; they force-close their connections after it. */
   drainMs: number;
+  /** How long workers may take after draining to write what they hold (the ledger's buffer); default 0. */
+  flushMs?: number;
   /** SERVICE_API_KEYS_FILE, which SIGHUP makes every worker re-read; undefined: nothing to reload. */
   keysFile: string | undefined;
 }
@@ -174,13 +176,16 @@ class Supervisor {
       this.finish();
       return;
     }
-    setTimeout(() => {
-      this.options.logger.warn(
-        { workers: this.bySlot.size },
-        'workers still running after the drain time: killing them',
-      );
-      for (const worker of this.bySlot.keys()) worker.process.kill('SIGKILL');
-    }, this.options.drainMs + DRAIN_GRACE_MS).unref();
+    setTimeout(
+      () => {
+        this.options.logger.warn(
+          { workers: this.bySlot.size },
+          'workers still running after the drain time: killing them',
+        );
+        for (const worker of this.bySlot.keys()) worker.process.kill('SIGKILL');
+      },
+      this.options.drainMs + (this.options.flushMs ?? 0) + DRAIN_GRACE_MS,
+    ).unref();
   };
 
   /** SIGHUP: every worker re-reads the keys file and logs the outcome (a worker forked later reads it anyway). */

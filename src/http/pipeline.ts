@@ -9,7 +9,8 @@ import type { Usage } from '../anthropic/message-stream.ts';
 import { ConnectorError } from '../errors.ts';
 import type { Config } from '../config.ts';
 import type { ClientKey } from '../limits/client-keys.ts';
-import { rejectionError, type Guard, type Lease } from '../limits/guard.ts';
+import { rejectionError, type CostEstimate, type Guard, type Lease } from '../limits/guard.ts';
+import { worstCaseCost } from '../pricing/cost.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { UpstreamAnswer, UpstreamClient, UpstreamRequest } from '../upstream/anthropic-client.ts';
 import { NO_FALLBACKS, openWithFallbacks, type Fallbacks } from '../upstream/fallbacks.ts';
@@ -148,26 +149,56 @@ export function retryHeaders(record: Pick<RequestRecord, 'attempts'>): Record<st
 }
 
 /**
- * Checks the client's limits (reserving `reserveTokens`); throws the 429/503 with its headers set on
- * the reply. `requestOnly`: a request that never calls the upstream (counts against `rpm` only).
+ * The most a Messages request can cost, for the dollar budgets (asked only when the client has
+ * one): its upstream body's bytes as prompt tokens (a token of text is at least a byte) at the
+ * dearest prompt price, plus `max_tokens` at the output price; the dearest of the requested model
+ * and its fallbacks. Null when the requested model has no price.
+ */
+function costEstimate(config: Config, call: UpstreamCall): CostEstimate | undefined {
+  const { upstream } = call;
+  if (upstream.path !== '/v1/messages') return undefined;
+  return {
+    model: call.model,
+    worstCase() {
+      const body = upstream.body;
+      const promptTokens = body === undefined ? 0 : Buffer.byteLength(body);
+      let worst = worstCaseCost(config.prices, call.model, promptTokens, call.reserveTokens);
+      if (worst === null) return null;
+      for (const model of call.fallbacks?.models ?? []) {
+        const other = worstCaseCost(config.prices, model, promptTokens, call.reserveTokens);
+        if (other !== null && other > worst) worst = other;
+      }
+      return worst;
+    },
+  };
+}
+
+/**
+ * Checks the client's limits and throws the 429/503 with its headers set on the reply. A call
+ * reserves its tokens (and, for a client with a dollar budget, its worst-case cost);
+ * `'request-only'` is a request that never calls the upstream and holds nothing (e.g. reading a
+ * stored answer or a report): it counts against `rpm` only and takes no upstream slot.
  */
 export async function admit(
-  deps: Pick<PipelineDeps, 'guard' | 'metrics'>,
+  deps: Pick<PipelineDeps, 'guard' | 'metrics' | 'config'>,
   request: FastifyRequest,
   reply: FastifyReply,
-  reserveTokens: number,
+  call: UpstreamCall | 'request-only',
   signal: AbortSignal,
-  options?: { readonly requestOnly?: boolean },
 ): Promise<void> {
   const { guard } = deps;
   if (!guard) return;
-  const admission = await guard.admit(request.client, reserveTokens, signal, options);
+  const admission =
+    call === 'request-only'
+      ? await guard.countRequest(request.client)
+      : await guard.admit(request.client, call.reserveTokens, signal, costEstimate(deps.config, call));
   void reply.headers(admission.headers);
   if (!admission.ok) {
-    deps.metrics?.rateLimitRejections.inc({
-      key: request.client?.name ?? 'anonymous',
-      reason: admission.reason,
-    });
+    if (admission.status !== 400)
+      deps.metrics?.rateLimitRejections.inc({
+        key: request.client?.name ?? 'anonymous',
+        reason: admission.reason,
+      });
     throw rejectionError(admission);
   }
   request.record.keyName = admission.client;
@@ -186,7 +217,7 @@ function handlerFor<C extends UpstreamCall>(deps: PipelineDeps, adapter: ApiAdap
       return;
     }
     const signal = abortOnClientClose(reply.raw);
-    await admit(deps, request, reply, call.reserveTokens, signal);
+    await admit(deps, request, reply, call, signal);
     const { fallbacks } = call;
     const opened = await openWithFallbacks(
       deps.upstream,
@@ -231,7 +262,7 @@ function answersOff(): ConnectorError {
  */
 export function guardedRoute(
   app: FastifyInstance,
-  deps: Pick<PipelineDeps, 'guard' | 'metrics'>,
+  deps: Pick<PipelineDeps, 'guard' | 'metrics' | 'config'>,
   options: {
     method: 'GET' | 'POST';
     url: string;
@@ -242,7 +273,7 @@ export function guardedRoute(
   },
 ): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    await admit(deps, request, reply, 0, abortOnClientClose(reply.raw), { requestOnly: true });
+    await admit(deps, request, reply, 'request-only', abortOnClientClose(reply.raw));
     // Counted in rpm at admission; it holds nothing while it runs.
     await request.lease?.settle();
     await options.handler(request, reply);
@@ -301,7 +332,7 @@ export function installRequestPipeline(app: FastifyInstance, events: RequestEven
   });
   events.subscribe({
     finished(finished, request) {
-      void request.lease?.settle(finished.usage);
+      void request.lease?.settle(finished.usage, finished.costPicoUsd);
     },
   });
 }

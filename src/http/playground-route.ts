@@ -10,6 +10,7 @@ const FILES: ReadonlyArray<readonly [path: string, file: string, type: string]> 
   ['/', 'index.html', 'text/html; charset=utf-8'],
   ['/playground/playground.js', 'playground.js', 'text/javascript; charset=utf-8'],
   ['/playground/sse.js', 'sse.js', 'text/javascript; charset=utf-8'],
+  ['/playground/usage.js', 'usage.js', 'text/javascript; charset=utf-8'],
   ['/playground/playground.css', 'playground.css', 'text/css; charset=utf-8'],
 ];
 

@@ -2,9 +2,16 @@ import type { FastifyInstance } from 'fastify';
 import { buildMessagesBody } from '../anthropic/build-request.ts';
 import type { Usage } from '../anthropic/message-stream.ts';
 import { ConnectorError, errorEnvelope } from '../errors.ts';
+import { costOf, usdString } from '../pricing/cost.ts';
 import { fallbackChain } from '../upstream/fallbacks.ts';
 import { collectMessage, streamMessage, type StreamFraming } from './message-answer.ts';
-import { answerRoute, type ApiAdapter, type PipelineDeps, type UpstreamCall } from './pipeline.ts';
+import {
+  answerRoute,
+  type ApiAdapter,
+  type Exchange,
+  type PipelineDeps,
+  type UpstreamCall,
+} from './pipeline.ts';
 import { errorResponses } from './error-responses.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
 import type { AnswerMode } from './request-record.ts';
@@ -58,6 +65,13 @@ const schema = {
 
 function usageJson(usage: Usage): string {
   return `{"input_tokens":${usage.input_tokens},"output_tokens":${usage.output_tokens},"cache_creation_input_tokens":${usage.cache_creation_input_tokens},"cache_read_input_tokens":${usage.cache_read_input_tokens}}`;
+}
+
+/** The answer's cost as `cost_usd` shows it (a decimal string of dollars, null when unpriced); the record keeps it. */
+function costUsd(exchange: Exchange, usage: Usage): string | null {
+  const cost = costOf(exchange.config.prices, exchange.record.model, usage);
+  exchange.record.costPicoUsd = cost;
+  return cost === null ? null : usdString(cost);
 }
 
 interface QueryCall extends UpstreamCall {
@@ -118,6 +132,7 @@ const queryAdapter: ApiAdapter<QueryCall> = {
             text: parts.join(''),
             stop_reason: reader.stopReason,
             usage: reader.usage,
+            cost_usd: costUsd(exchange, reader.usage),
           }),
       );
     }
@@ -131,7 +146,11 @@ const queryAdapter: ApiAdapter<QueryCall> = {
       last: (result) => {
         if (result.outcome === 'completed') {
           const stop = JSON.stringify(result.reader.stopReason);
-          return sseEvent('done', `{"stop_reason":${stop},"usage":${usageJson(result.reader.usage)}}`);
+          const cost = JSON.stringify(costUsd(exchange, result.reader.usage));
+          return sseEvent(
+            'done',
+            `{"stop_reason":${stop},"usage":${usageJson(result.reader.usage)},"cost_usd":${cost}}`,
+          );
         }
         if (result.failure)
           return sseEvent(
@@ -155,10 +174,17 @@ const queryAdapter: ApiAdapter<QueryCall> = {
           emit('delta', `{"text":${literal}}`, JSON.parse(literal) as string);
         },
       }),
-      done: (stopReason, usage) => ({
-        event: 'done',
-        data: `{"stop_reason":${JSON.stringify(stopReason)},"usage":${usageJson(usage)}}`,
-      }),
+      done: (stopReason, usage) => {
+        // The same `done` as a plain stream's, its cost kept by the record for the log line and budgets.
+        const { record } = request;
+        record.usage = usage;
+        const cost = record.cost();
+        const usd = JSON.stringify(cost === null || cost === undefined ? null : usdString(cost));
+        return {
+          event: 'done',
+          data: `{"stop_reason":${JSON.stringify(stopReason)},"usage":${usageJson(usage)},"cost_usd":${usd}}`,
+        };
+      },
       error: (failure) => ({
         event: 'error',
         data: JSON.stringify(errorEnvelope(failure.type, failure.message, request.id)),

@@ -104,15 +104,22 @@ export const ErrorBody = {
   description: 'Error envelope used by every route',
 } as const;
 
+const CostUsd = {
+  anyOf: [{ type: 'string' }, { type: 'null' }],
+  description:
+    'What the answer cost, in US dollars as an exact decimal string (e.g. "0.0195"); null when the model has no known price',
+} as const;
+
 export const QueryAnswer = {
   type: 'object',
-  required: ['id', 'model', 'text', 'stop_reason', 'usage'],
+  required: ['id', 'model', 'text', 'stop_reason', 'usage', 'cost_usd'],
   properties: {
     id: { type: 'string', description: 'The request id (also in X-Request-ID)' },
     model: { type: 'string' },
     text: { type: 'string' },
     stop_reason: { anyOf: [{ type: 'string' }, { type: 'null' }] },
     usage: Usage,
+    cost_usd: CostUsd,
   },
 } as const;
 
@@ -120,7 +127,7 @@ export const SSE_DESCRIPTION = [
   'A text/event-stream with these events:',
   '- `start` `{"id","model"}` once the upstream answer has begun;',
   '- `delta` `{"text"}` for each piece of text, in order;',
-  '- `done` `{"stop_reason","usage"}` last, when the answer is complete;',
+  '- `done` `{"stop_reason","usage","cost_usd"}` last, when the answer is complete (`cost_usd`: a decimal string of US dollars, null when the model has no known price);',
   '- `error` `{"error":{"type","message"},"request_id"}` if the upstream fails mid-answer: the stream then ends **without** `done`.',
   'Comment lines `: keep-alive` are sent during long upstream silences.',
 ].join('\n');

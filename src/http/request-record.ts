@@ -1,4 +1,5 @@
 import type { Usage } from '../anthropic/message-stream.ts';
+import { costOf, type PriceTable } from '../pricing/cost.ts';
 import type { FallbackTrace } from '../upstream/fallbacks.ts';
 
 export type AnswerMode = 'plain' | 'resumable' | 'background';
@@ -83,11 +84,28 @@ export class RequestRecord implements FallbackTrace {
   private closed: { status: number; finished: boolean; at: number } | undefined;
   private emitted = false;
   private readonly emit: (finished: RequestFinished) => void;
+  private readonly prices: PriceTable;
 
-  constructor(route: string, requestId: string, emit: (finished: RequestFinished) => void) {
+  constructor(
+    route: string,
+    requestId: string,
+    emit: (finished: RequestFinished) => void,
+    prices: PriceTable,
+  ) {
     this.route = route;
     this.requestId = requestId;
     this.emit = emit;
+    this.prices = prices;
+  }
+
+  /**
+   * The answer's cost from its usage and the model that served (a few integer products, no I/O);
+   * kept once computed, so that a route that reported it to the client logs the same figure.
+   */
+  cost(): bigint | null | undefined {
+    if (this.costPicoUsd === undefined && this.usage !== undefined)
+      this.costPicoUsd = costOf(this.prices, this.model, this.usage);
+    return this.costPicoUsd;
   }
 
   /** The model the client asked for; also the served model until a fallback answers. */
@@ -172,7 +190,7 @@ export class RequestRecord implements FallbackTrace {
       errorType: this.errorType,
       usage: this.usage,
       stopReason: this.stopReason,
-      costPicoUsd: this.costPicoUsd,
+      costPicoUsd: this.cost(),
       answerMode: this.answerMode,
       attempts: this.attempts,
       fallbacks: this.fallbacks,

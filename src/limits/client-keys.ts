@@ -1,12 +1,14 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError } from '../config-error.ts';
-import { parseLimitValue, type LimitName, type LimitOverrides } from './limits.ts';
+import { parseLimitValue, parseUsdBudget, type LimitName, type LimitOverrides } from './limits.ts';
 
 /** An authenticated client: its name (for logs, metrics and limits) and its limit overrides. */
 export interface ClientKey {
   readonly name: string;
   readonly limits: LimitOverrides;
+  /** An admin key (`ADMIN_API_KEYS`, or `role=admin` in the keys file) reads every key's usage and cost. */
+  readonly admin?: boolean;
 }
 
 /** A parsed entry, secret included: hand it to ClientKeyring and drop it. */
@@ -20,7 +22,8 @@ export type DigestCompare = (a: Buffer, b: Buffer) => boolean;
 export const MIN_KEY_LENGTH = 16;
 const NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 const KEY = /^[\x21-\x7e]+$/;
-const OPTION = /^(rpm|tpm|daily|streams)=(.*)$/;
+const OPTION = /^(rpm|tpm|daily|streams|usd_daily|usd_monthly)=(.*)$/;
+const ROLE = /^role=(.*)$/;
 
 /** The constant-time compare the keyring uses unless a test injects another. */
 export const constantTimeEqual: DigestCompare = (a, b) => a.length === b.length && timingSafeEqual(a, b);
@@ -48,15 +51,22 @@ function checkUnique(entries: readonly ClientKeyEntry[], entry: ClientKeyEntry, 
   }
 }
 
-/** `SERVICE_API_KEYS`: comma-separated `name:key` or bare `key` (named `key1`, `key2`… by position). */
-export function parseServiceApiKeys(raw: string, variable = 'SERVICE_API_KEYS'): ClientKeyEntry[] {
+/**
+ * `SERVICE_API_KEYS` (or `ADMIN_API_KEYS`): comma-separated `name:key` or bare `key` (named `key1`,
+ * `key2`… by position, or `admin1`… with `bareName` `admin`).
+ */
+export function parseServiceApiKeys(
+  raw: string,
+  variable = 'SERVICE_API_KEYS',
+  bareName = 'key',
+): ClientKeyEntry[] {
   const entries: ClientKeyEntry[] = [];
   raw.split(',').forEach((part, index) => {
     const where = `${variable} entry ${index + 1}`;
     const item = part.trim();
     if (item === '') throw new ConfigError(`${where} is empty`);
     const colon = item.indexOf(':');
-    const name = colon === -1 ? `key${index + 1}` : item.slice(0, colon);
+    const name = colon === -1 ? `${bareName}${index + 1}` : item.slice(0, colon);
     const key = colon === -1 ? item : item.slice(colon + 1);
     checkName(name, where);
     checkKey(key, where);
@@ -72,17 +82,33 @@ function parseOptions(tokens: readonly string[], where: string): LimitOverrides 
   for (const token of tokens) {
     const match = OPTION.exec(token);
     if (!match)
-      throw new ConfigError(`${where}: unknown option "${token}" (expected rpm=, tpm=, daily=, streams=)`);
+      throw new ConfigError(
+        `${where}: unknown option "${token}" (expected rpm=, tpm=, daily=, streams=, usd_daily=, usd_monthly=)`,
+      );
     const option = match[1] as LimitName;
     if (limits[option] !== undefined) throw new ConfigError(`${where}: ${option} is given twice`);
-    limits[option] = parseLimitValue(match[2] ?? '', `${where}: ${option}`);
+    const raw = match[2] ?? '';
+    limits[option] = option.startsWith('usd_')
+      ? parseUsdBudget(raw, `${where}: ${option}`)
+      : parseLimitValue(raw, `${where}: ${option}`);
   }
   return limits;
 }
 
+/** Takes `role=admin` out of a line's options; true when it was there. */
+function takeRole(tokens: string[], where: string): boolean {
+  const roles = tokens.filter((token) => ROLE.test(token));
+  if (roles.length > 1) throw new ConfigError(`${where}: role is given twice`);
+  const role = roles[0];
+  if (role === undefined) return false;
+  if (role !== 'role=admin') throw new ConfigError(`${where}: role must be admin, got "${role.slice(5)}"`);
+  tokens.splice(tokens.indexOf(role), 1);
+  return true;
+}
+
 /**
- * `SERVICE_API_KEYS_FILE` contents: one `name:key [rpm=N] [tpm=N] [daily=N] [streams=N]` a line;
- * `#` starts a comment; blank lines are skipped.
+ * `SERVICE_API_KEYS_FILE` contents: one `name:key [rpm=N] [tpm=N] [daily=N] [streams=N]
+ * [usd_daily=USD] [usd_monthly=USD] [role=admin]` a line; `#` starts a comment; blank lines are skipped.
  */
 export function parseServiceApiKeysFile(text: string, variable = 'SERVICE_API_KEYS_FILE'): ClientKeyEntry[] {
   const entries: ClientKeyEntry[] = [];
@@ -99,7 +125,8 @@ export function parseServiceApiKeysFile(text: string, variable = 'SERVICE_API_KE
     const key = first.slice(colon + 1);
     checkName(name, where);
     checkKey(key, where);
-    const entry = { name, key, limits: parseOptions(options, where) };
+    const admin = takeRole(options, where);
+    const entry = { name, key, limits: parseOptions(options, where), ...(admin ? { admin } : {}) };
     checkUnique(entries, entry, where);
     entries.push(entry);
   });
@@ -138,18 +165,47 @@ export function loadClientKeys(env: Source, readFile: ReadFile = readUtf8): Clie
   return readServiceApiKeysFile(path, readFile);
 }
 
+/** `ADMIN_API_KEYS`: admin keys in the `SERVICE_API_KEYS` form (bare keys named `admin1`…), or null. */
+export function loadAdminKeys(env: Source): ClientKeyEntry[] | null {
+  const inline = env.ADMIN_API_KEYS?.trim() ?? '';
+  if (inline === '') return null;
+  return parseServiceApiKeys(inline, 'ADMIN_API_KEYS', 'admin').map((entry) => ({ ...entry, admin: true }));
+}
+
 /** Holds only SHA-256 digests of the keys and finds the client a presented key belongs to. */
 export class ClientKeyring {
-  readonly #digests: readonly Buffer[];
-  readonly #clients: readonly ClientKey[];
+  #digests: readonly Buffer[];
+  #clients: readonly ClientKey[];
   readonly #equal: DigestCompare;
 
   constructor(entries: readonly ClientKeyEntry[], equal: DigestCompare = constantTimeEqual) {
     this.#digests = entries.map((entry) => digest(entry.key));
     this.#clients = entries.map((entry) =>
-      Object.freeze({ name: entry.name, limits: Object.freeze({ ...entry.limits }) }),
+      Object.freeze({
+        name: entry.name,
+        limits: Object.freeze({ ...entry.limits }),
+        ...(entry.admin === true ? { admin: true } : {}),
+      }),
     );
     this.#equal = equal;
+  }
+
+  /**
+   * The keys of `first` and then those of `second` (e.g. the client keys and `ADMIN_API_KEYS`); throws a
+   * ConfigError naming `secondName` when a name or a key is in both.
+   */
+  static combine(first: ClientKeyring, second: ClientKeyring, secondName = 'ADMIN_API_KEYS'): ClientKeyring {
+    second.#clients.forEach((client, index) => {
+      if (first.#clients.some((other) => other.name === client.name))
+        throw new ConfigError(`${secondName} entry ${index + 1}: the name "${client.name}" is used twice`);
+      const digest = second.#digests[index] as Buffer;
+      if (first.#digests.some((other) => other.equals(digest)))
+        throw new ConfigError(`${secondName} entry ${index + 1}: the same key as a client key`);
+    });
+    const combined = new ClientKeyring([], first.#equal);
+    combined.#digests = [...first.#digests, ...second.#digests];
+    combined.#clients = [...first.#clients, ...second.#clients];
+    return combined;
   }
 
   get names(): readonly string[] {

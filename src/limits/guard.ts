@@ -2,13 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { ConnectorError } from '../errors.ts';
 import { extractPresentedKey, type ClientKey, type ClientKeyring } from './client-keys.ts';
 import type { LimitState, LimitStore, Reservation, StoreOutcome } from './limit-store.ts';
+import { usdString } from '../pricing/cost.ts';
 import {
   ANONYMOUS,
   countTokens,
   hasAnyLimit,
+  hasUsdBudget,
+  picoToNano,
   resolveLimits,
   type LimitName,
   type LimitSettings,
+  type LimitValues,
   type TokenUsage,
 } from './limits.ts';
 import { rateLimitHeaders, reportedLimit } from './rate-limit-headers.ts';
@@ -44,12 +48,13 @@ function everyInterval(tick: () => void, ms: number): () => void {
 
 export type Authentication = ClientKey | null | 'missing' | 'invalid';
 
-export type RejectionReason = LimitName | 'upstream_busy' | 'limits_unavailable' | 'client_closed';
+export type RejectionReason =
+  LimitName | 'upstream_busy' | 'limits_unavailable' | 'client_closed' | 'unpriced_model';
 
 export interface Rejection {
   readonly ok: false;
-  readonly status: 429 | 503 | 499;
-  readonly type: 'rate_limit_error' | 'overloaded_error' | 'client_closed';
+  readonly status: 429 | 503 | 499 | 400;
+  readonly type: 'rate_limit_error' | 'overloaded_error' | 'client_closed' | 'invalid_request_error';
   readonly reason: RejectionReason;
   readonly message: string;
   /** `Retry-After` and, for limits, `RateLimit-*`: set them on the error response. */
@@ -61,8 +66,17 @@ export interface Lease {
    * Counts the answer's real usage (partial for a cancelled or failed answer; none if unknown) and
    * frees the stream and upstream slots. Only the first call counts; never rejects.
    */
-  settle(usage?: TokenUsage): Promise<void>;
+  settle(usage?: TokenUsage, costPicoUsd?: bigint | null): Promise<void>;
   readonly settled: boolean;
+}
+
+/**
+ * What a request may cost, for the dollar budgets: asked only when the client has one. `worstCase`
+ * is the most its answer can cost, in pico-dollars, or null when its model has no known price.
+ */
+export interface CostEstimate {
+  readonly model: string | undefined;
+  worstCase(): bigint | null;
 }
 
 export interface Admitted {
@@ -78,17 +92,18 @@ export type Admission = Admitted | Rejection;
 
 export interface Guard {
   authenticate(headers: Readonly<Record<string, string | readonly string[] | undefined>>): Authentication;
-  /**
-   * Checks the client's limits, reserving `reserveTokens` (e.g. max_tokens), then waits for an upstream
-   * slot. `requestOnly`: a request that never calls the upstream and holds nothing (e.g. reading a
-   * stored answer) counts against `rpm` only and takes no upstream slot.
-   */
+  /** Checks the client's limits, reserving `reserveTokens` (e.g. max_tokens), then waits for an upstream slot. */
   admit(
     client: ClientKey | null,
     reserveTokens: number,
     signal?: AbortSignal,
-    options?: { readonly requestOnly?: boolean },
+    cost?: CostEstimate,
   ): Promise<Admission>;
+  /**
+   * Counts one request against the client's `rpm` only: no tokens, no stream, no upstream slot (for
+   * routes that answer without the upstream, such as the usage reports). Admitted, or a 429.
+   */
+  countRequest(client: ClientKey | null): Promise<Admitted | Rejection>;
   /** False while a configured Redis cannot be reached. */
   healthy(): boolean;
 }
@@ -114,7 +129,25 @@ const LIMIT_MESSAGES: Record<LimitName, (limit: number) => string> = {
   tpm: (limit) => `Token rate limit exceeded: ${limit} tokens per minute`,
   daily: (limit) => `Daily token budget of ${limit} tokens used up; it renews at 00:00 UTC`,
   streams: (limit) => `Too many open requests: at most ${limit} at once`,
+  usd_daily: (limit) => `Daily budget of $${usd(limit)} used up; it renews at 00:00 UTC`,
+  usd_monthly: (limit) =>
+    `Monthly budget of $${usd(limit)} used up; it renews on the first of next month at 00:00 UTC`,
 };
+
+function usd(nano: number): string {
+  return usdString(BigInt(nano) * 1000n);
+}
+
+function unpricedRejection(model: string | undefined): Rejection {
+  return {
+    ok: false,
+    status: 400,
+    type: 'invalid_request_error',
+    reason: 'unpriced_model',
+    message: `The model "${model ?? ''}" has no known price, and this key has a budget in dollars: give its price in MODEL_PRICES_FILE, or ask for a priced model`,
+    headers: {},
+  };
+}
 
 function limitRejection(states: readonly LimitState[]): Rejection {
   const state = reportedLimit(states);
@@ -155,6 +188,9 @@ function gateRejection(reason: 'busy' | 'aborted', retryAfterSeconds: number): R
   };
 }
 
+/** The lease of a request that holds nothing. */
+const SETTLED: Lease = { settled: true, settle: () => Promise.resolve() };
+
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
@@ -163,16 +199,6 @@ function asError(error: unknown): Error {
 function asFailure(error: unknown): StoreOutcome {
   return { ok: false, error: asError(error) };
 }
-
-/** The upstream slot of a request that never calls the upstream. */
-const NO_SLOT = {
-  ok: true,
-  permit: {
-    release() {
-      // Nothing was taken.
-    },
-  },
-} as const;
 
 /** Authentication, per-client limits and the upstream gate behind two calls, for the routes. */
 export function createGuard(options: GuardOptions): ReloadableGuard {
@@ -203,10 +229,11 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
   const settleInStore = async (
     reservation: Reservation,
     actualTokens: number,
+    actualUsdNano: number | null,
     refundRequest: boolean,
   ): Promise<void> => {
     const outcome = await store
-      .settle({ reservation, actualTokens, nowMs: now(), refundRequest })
+      .settle({ reservation, actualTokens, actualUsdNano, nowMs: now(), refundRequest })
       .catch(asFailure);
     if (!outcome.ok) storeFailed(outcome.error, 'settle');
   };
@@ -231,11 +258,15 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
       get settled() {
         return done !== undefined;
       },
-      settle(usage) {
+      settle(usage, costPicoUsd) {
         done ??= (async () => {
           stopRenewal?.();
           permit.release();
-          if (reservation !== null) await settleInStore(reservation, countTokens(usage), false);
+          if (reservation === null) return;
+          // An answer of unknown cost (a fallback to an unpriced model) keeps its reservation.
+          const usdNano =
+            costPicoUsd === null ? null : costPicoUsd === undefined ? 0 : picoToNano(costPicoUsd);
+          await settleInStore(reservation, countTokens(usage), usdNano, false);
         })();
         return done;
       },
@@ -250,19 +281,24 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
       return keyring.identify(presented) ?? 'invalid';
     },
 
-    async admit(client, reserveTokens, signal, options) {
+    async admit(client, reserveTokens, signal, cost) {
       const identity = client?.name ?? ANONYMOUS;
-      const resolved = resolveLimits(limits.defaults, client?.limits ?? {});
-      const requestOnly = options?.requestOnly === true;
-      const clientLimits = requestOnly ? { ...resolved, tpm: 0, daily: 0, streams: 0 } : resolved;
+      const clientLimits = resolveLimits(limits.defaults, client?.limits ?? {});
       let reservation: Reservation | null = null;
       let headers: Readonly<Record<string, string>> = {};
       if (hasAnyLimit(clientLimits)) {
+        let reserveUsdNano = 0;
+        if (cost !== undefined && hasUsdBudget(clientLimits)) {
+          const worst = cost.worstCase();
+          if (worst === null) return unpricedRejection(cost.model);
+          reserveUsdNano = picoToNano(worst);
+        }
         const request = {
           identity,
           limits: clientLimits,
           nowMs: now(),
           reserveTokens,
+          reserveUsdNano,
           leaseId: randomUUID(),
         };
         const result = await store
@@ -277,13 +313,32 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
           headers = rateLimitHeaders(result.states);
         }
       }
-      const slot = requestOnly ? NO_SLOT : await gate.acquire(signal);
+      const slot = await gate.acquire(signal);
       if (!slot.ok) {
         // Never reached the upstream: give the request and its tokens back.
-        if (reservation !== null) void settleInStore(reservation, 0, true);
+        if (reservation !== null) void settleInStore(reservation, 0, 0, true);
         return gateRejection(slot.reason, slot.retryAfterSeconds);
       }
       return { ok: true, client: identity, headers, lease: lease(reservation, slot.permit) };
+    },
+
+    async countRequest(client) {
+      const identity = client?.name ?? ANONYMOUS;
+      const resolved = resolveLimits(limits.defaults, client?.limits ?? {});
+      const none = { ok: true as const, client: identity, headers: {}, lease: SETTLED };
+      if (resolved.rpm === 0) return none;
+      const rpmOnly = Object.fromEntries(
+        Object.entries(resolved).map(([name, value]) => [name, name === 'rpm' ? value : 0]),
+      ) as unknown as LimitValues;
+      const result = await store
+        .admit({ identity, limits: rpmOnly, nowMs: now(), reserveTokens: 0, leaseId: randomUUID() })
+        .catch((error: unknown) => ({ outcome: 'unavailable' as const, error: asError(error) }));
+      if (result.outcome === 'denied') return limitRejection(result.states);
+      if (result.outcome === 'unavailable') {
+        storeFailed(result.error, 'admit');
+        return limits.redisErrorPolicy === 'closed' ? UNAVAILABLE : none;
+      }
+      return { ...none, headers: rateLimitHeaders(result.states) };
     },
 
     healthy: () => store.healthy(),

@@ -7,11 +7,13 @@ import type { LimitName, LimitValues } from './limits.ts';
  * - `rpm` and `tpm`: sliding-window counter over 60 s windows. The estimate is
  *   `previous window × (unelapsed share of the current window) + current window`; a request is
  *   admitted when `estimate + cost <= limit` (cost 1 request, or the token reservation).
- * - `daily`: a fixed UTC calendar day.
+ * - `daily` and `usd_daily`: a fixed UTC calendar day; `usd_monthly`: a fixed UTC calendar month.
+ *   The dollar budgets count nano-dollars: a request reserves its worst-case cost, replaced at the
+ *   end by what its usage cost.
  * - `streams`: leases with an expiry (renewed while the answer is open), so a crashed process's
  *   leases run out by themselves.
- * A token reservation is capped at the limit, so one large `max_tokens` is admitted into an empty
- * window instead of never.
+ * A token (or dollar) reservation is capped at the limit, so one large `max_tokens` is admitted into
+ * an empty window instead of never.
  */
 export interface LimitStore {
   admit(request: AdmitRequest): Promise<AdmitResult>;
@@ -30,6 +32,8 @@ export interface AdmitRequest {
   readonly limits: LimitValues;
   readonly nowMs: number;
   readonly reserveTokens: number;
+  /** The request's worst-case cost in nano-dollars (0 when no dollar budget applies). */
+  readonly reserveUsdNano?: number;
   readonly leaseId: string;
 }
 
@@ -51,6 +55,9 @@ export interface Reservation {
   readonly atMs: number;
   readonly tpmTokens: number;
   readonly dailyTokens: number;
+  /** Nano-dollars reserved against the day's and the month's dollar budgets. */
+  readonly usdDailyNano: number;
+  readonly usdMonthlyNano: number;
   readonly leaseId: string | null;
 }
 
@@ -62,6 +69,8 @@ export type AdmitResult =
 export interface SettleRequest {
   readonly reservation: Reservation;
   readonly actualTokens: number;
+  /** What the answer cost, in nano-dollars (0 when none began); null: unknown, the reservation stands. */
+  readonly actualUsdNano?: number | null;
   readonly nowMs: number;
   /** Also take the request back out of the rpm window (it never reached the upstream). */
   readonly refundRequest: boolean;
@@ -93,6 +102,31 @@ export function windowKeyTtlMs(nowMs: number): number {
 
 export function dayKeyTtlMs(nowMs: number): number {
   return (dayIndex(nowMs) + 1) * DAY_MS + DAY_KEY_GRACE_MS - nowMs;
+}
+
+/** Months since year 0 (UTC): year × 12 + month. */
+export function monthIndex(nowMs: number): number {
+  const date = new Date(nowMs);
+  return date.getUTCFullYear() * 12 + date.getUTCMonth();
+}
+
+/** Milliseconds until the first of the next UTC month. */
+export function untilNextMonthMs(nowMs: number): number {
+  const next = monthIndex(nowMs) + 1;
+  return Date.UTC(Math.floor(next / 12), next % 12, 1) - nowMs;
+}
+
+export function monthKeyTtlMs(nowMs: number): number {
+  return untilNextMonthMs(nowMs) + DAY_KEY_GRACE_MS;
+}
+
+export function untilMidnightMs(nowMs: number): number {
+  return (dayIndex(nowMs) + 1) * DAY_MS - nowMs;
+}
+
+/** How far a settlement moves a dollar counter: actual − reserved (0 when the actual cost is unknown). */
+export function usdDelta(actualUsdNano: number | null | undefined, reserved: number): number {
+  return actualUsdNano === null ? 0 : (actualUsdNano ?? 0) - reserved;
 }
 
 export function capTokens(reserve: number, limit: number): number {
@@ -138,6 +172,19 @@ export function dailyState(limit: number, used: number, cost: number, nowMs: num
   };
 }
 
+/** A dollar budget over a fixed period that renews in `untilResetMs` (mirrored in redis-scripts.ts). */
+export function budgetState(
+  name: 'usd_daily' | 'usd_monthly',
+  limit: number,
+  used: number,
+  cost: number,
+  untilResetMs: number,
+): LimitState {
+  const allowed = used + cost <= limit;
+  const remaining = Math.max(0, allowed ? limit - used - cost : limit - used);
+  return { name, limit, remaining, resetMs: untilResetMs, retryAfterMs: allowed ? 0 : untilResetMs };
+}
+
 export function streamsState(limit: number, open: number): LimitState {
   const allowed = open < limit;
   const remaining = Math.max(0, allowed ? limit - open - 1 : limit - open);
@@ -162,6 +209,10 @@ export function counterKeys(reservationAtMs: number, nowMs: number) {
     rpmReserved: `rpm:${windowIndex(reservationAtMs)}`,
     tpmReserved: `tpm:${windowIndex(reservationAtMs)}`,
     dayReserved: `day:${dayIndex(reservationAtMs)}`,
+    usdDay: `usdday:${dayIndex(nowMs)}`,
+    usdMonth: `usdmon:${monthIndex(nowMs)}`,
+    usdDayReserved: `usdday:${dayIndex(reservationAtMs)}`,
+    usdMonthReserved: `usdmon:${monthIndex(reservationAtMs)}`,
     streams: 'streams',
   } as const;
 }

@@ -1,15 +1,23 @@
 import { ConfigError } from '../config-error.ts';
+import { decimalUnits } from '../pricing/cost.ts';
 
 /**
  * The limit model. Per client key: requests per minute, tokens (input + output + cache) per minute,
- * tokens per UTC day and concurrently open answers. 0 means no limit.
+ * tokens per UTC day, concurrently open answers, and what the answers may cost per UTC day and per
+ * calendar month (in nano-dollars, 1e-9 USD, so that the counters stay exact integers). 0 means no limit.
  */
 export interface LimitValues {
   readonly rpm: number;
   readonly tpm: number;
   readonly daily: number;
   readonly streams: number;
+  readonly usd_daily: number;
+  readonly usd_monthly: number;
 }
+
+export const NANO_PER_USD = 1_000_000_000;
+/** The largest dollar budget: its nano-dollars stay below 2^53 (exact in JavaScript and in Redis's Lua). */
+export const MAX_BUDGET_USD = 9_000_000;
 
 export type LimitName = keyof LimitValues;
 
@@ -24,6 +32,8 @@ export interface LimitSettings {
   readonly maxUpstreamConcurrency: number;
   readonly redisUrl: string | undefined;
   readonly redisErrorPolicy: RedisErrorPolicy;
+  /** Longest wait for one Redis call before it counts as a Redis error. */
+  readonly redisTimeoutMs: number;
 }
 
 /** The identity every request shares when no client keys are configured. */
@@ -38,6 +48,21 @@ export function parseLimitValue(raw: string, where: string): number {
     throw new ConfigError(`${where} must be an integer >= 0 (0 = no limit), got "${raw}"`);
   }
   return value;
+}
+
+/** A budget in US dollars (`50`, `12.5`; at most 9 decimals), as nano-dollars (0 = no budget). */
+export function parseUsdBudget(raw: string, where: string): number {
+  const nano = decimalUnits(raw, 9);
+  if (nano === null || nano > BigInt(MAX_BUDGET_USD) * BigInt(NANO_PER_USD))
+    throw new ConfigError(
+      `${where} must be an amount of US dollars from 0 to ${MAX_BUDGET_USD} (0 = no budget), e.g. 50 or 12.5, got "${raw}"`,
+    );
+  return Number(nano);
+}
+
+function budgetFromEnv(env: Source, name: string): number {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === '' ? 0 : parseUsdBudget(raw, name);
 }
 
 function limitFromEnv(env: Source, name: string): number {
@@ -69,6 +94,15 @@ function redisErrorPolicy(env: Source): RedisErrorPolicy {
   return raw;
 }
 
+function redisTimeoutMs(env: Source): number {
+  const raw = env.REDIS_TIMEOUT_MS?.trim() || '200';
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(value >= 1 && value <= 60_000)) {
+    throw new ConfigError(`REDIS_TIMEOUT_MS must be an integer from 1 to 60000 (milliseconds), got "${raw}"`);
+  }
+  return value;
+}
+
 /** Reads the limit settings; throws ConfigError with a one-line message naming the variable. */
 export function parseLimitSettings(env: Source): LimitSettings {
   return Object.freeze({
@@ -77,10 +111,13 @@ export function parseLimitSettings(env: Source): LimitSettings {
       tpm: limitFromEnv(env, 'RATE_LIMIT_TPM'),
       daily: limitFromEnv(env, 'TOKEN_BUDGET_DAILY'),
       streams: limitFromEnv(env, 'MAX_CONCURRENT_STREAMS'),
+      usd_daily: budgetFromEnv(env, 'BUDGET_USD_DAILY'),
+      usd_monthly: budgetFromEnv(env, 'BUDGET_USD_MONTHLY'),
     }),
     maxUpstreamConcurrency: limitFromEnv(env, 'MAX_UPSTREAM_CONCURRENCY'),
     redisUrl: redisUrl(env),
     redisErrorPolicy: redisErrorPolicy(env),
+    redisTimeoutMs: redisTimeoutMs(env),
   });
 }
 
@@ -91,11 +128,30 @@ export function resolveLimits(defaults: LimitValues, overrides: LimitOverrides):
     tpm: overrides.tpm ?? defaults.tpm,
     daily: overrides.daily ?? defaults.daily,
     streams: overrides.streams ?? defaults.streams,
+    usd_daily: overrides.usd_daily ?? defaults.usd_daily,
+    usd_monthly: overrides.usd_monthly ?? defaults.usd_monthly,
   };
 }
 
 export function hasAnyLimit(limits: LimitValues): boolean {
-  return limits.rpm > 0 || limits.tpm > 0 || limits.daily > 0 || limits.streams > 0;
+  return (
+    limits.rpm > 0 ||
+    limits.tpm > 0 ||
+    limits.daily > 0 ||
+    limits.streams > 0 ||
+    limits.usd_daily > 0 ||
+    limits.usd_monthly > 0
+  );
+}
+
+/** A dollar budget applies: the request's worst-case cost must be known before it is admitted. */
+export function hasUsdBudget(limits: LimitValues): boolean {
+  return limits.usd_daily > 0 || limits.usd_monthly > 0;
+}
+
+/** Pico-dollars as the nano-dollars the budgets count, rounded up (a budget is never under-counted). */
+export function picoToNano(pico: bigint): number {
+  return pico <= 0n ? 0 : Number((pico + 999n) / 1000n);
 }
 
 /** Token usage as Anthropic reports it; every kind counts against the token limits. */

@@ -1,11 +1,15 @@
 import {
   DEFAULT_LEASE_TTL_MS,
+  budgetState,
   capTokens,
   counterKeys,
   dailyState,
   dayKeyTtlMs,
+  monthKeyTtlMs,
   slidingState,
   streamsState,
+  untilMidnightMs,
+  untilNextMonthMs,
   windowKeyTtlMs,
   type AdmitRequest,
   type AdmitResult,
@@ -14,6 +18,7 @@ import {
   type Reservation,
   type SettleRequest,
   type StoreOutcome,
+  usdDelta,
 } from './limit-store.ts';
 
 interface Counter {
@@ -45,6 +50,8 @@ export class MemoryLimitStore implements LimitStore {
     const get = (suffix: string): number => this.#get(`${identity}:${suffix}`, nowMs);
     const tpmCost = capTokens(request.reserveTokens, limits.tpm);
     const dailyCost = capTokens(request.reserveTokens, limits.daily);
+    const usdDayCost = capTokens(request.reserveUsdNano ?? 0, limits.usd_daily);
+    const usdMonthCost = capTokens(request.reserveUsdNano ?? 0, limits.usd_monthly);
     const leases = this.#openLeases(identity, nowMs);
     const states: LimitState[] = [];
     if (limits.rpm > 0)
@@ -53,12 +60,29 @@ export class MemoryLimitStore implements LimitStore {
       states.push(slidingState('tpm', limits.tpm, get(keys.tpmPrev), get(keys.tpmCur), tpmCost, nowMs));
     if (limits.daily > 0) states.push(dailyState(limits.daily, get(keys.day), dailyCost, nowMs));
     if (limits.streams > 0) states.push(streamsState(limits.streams, leases.size));
+    if (limits.usd_daily > 0)
+      states.push(
+        budgetState('usd_daily', limits.usd_daily, get(keys.usdDay), usdDayCost, untilMidnightMs(nowMs)),
+      );
+    if (limits.usd_monthly > 0)
+      states.push(
+        budgetState(
+          'usd_monthly',
+          limits.usd_monthly,
+          get(keys.usdMonth),
+          usdMonthCost,
+          untilNextMonthMs(nowMs),
+        ),
+      );
     if (states.some((state) => state.retryAfterMs > 0)) return Promise.resolve({ outcome: 'denied', states });
 
     const windowTtl = windowKeyTtlMs(nowMs);
     if (limits.rpm > 0) this.#add(`${identity}:${keys.rpmCur}`, 1, nowMs, windowTtl);
     if (tpmCost > 0) this.#add(`${identity}:${keys.tpmCur}`, tpmCost, nowMs, windowTtl);
     if (dailyCost > 0) this.#add(`${identity}:${keys.day}`, dailyCost, nowMs, dayKeyTtlMs(nowMs));
+    if (usdDayCost > 0) this.#add(`${identity}:${keys.usdDay}`, usdDayCost, nowMs, dayKeyTtlMs(nowMs));
+    if (usdMonthCost > 0)
+      this.#add(`${identity}:${keys.usdMonth}`, usdMonthCost, nowMs, monthKeyTtlMs(nowMs));
     const leaseId = limits.streams > 0 ? request.leaseId : null;
     if (leaseId !== null) leases.set(leaseId, nowMs + this.leaseTtlMs);
     const reservation: Reservation = {
@@ -68,6 +92,8 @@ export class MemoryLimitStore implements LimitStore {
       atMs: nowMs,
       tpmTokens: tpmCost,
       dailyTokens: dailyCost,
+      usdDailyNano: usdDayCost,
+      usdMonthlyNano: usdMonthCost,
       leaseId,
     };
     return Promise.resolve({ outcome: 'allowed', reservation, states });
@@ -95,6 +121,14 @@ export class MemoryLimitStore implements LimitStore {
         nowMs,
         dayKeyTtlMs(nowMs),
       );
+    }
+    if (r.limits.usd_daily > 0) {
+      const delta = usdDelta(request.actualUsdNano, r.usdDailyNano);
+      this.#adjust(key(keys.usdDayReserved), key(keys.usdDay), delta, nowMs, dayKeyTtlMs(nowMs));
+    }
+    if (r.limits.usd_monthly > 0) {
+      const delta = usdDelta(request.actualUsdNano, r.usdMonthlyNano);
+      this.#adjust(key(keys.usdMonthReserved), key(keys.usdMonth), delta, nowMs, monthKeyTtlMs(nowMs));
     }
     if (r.leaseId !== null) this.#leases.get(r.identity)?.delete(r.leaseId);
     return Promise.resolve(OK);

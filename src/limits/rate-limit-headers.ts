@@ -20,6 +20,8 @@ export function reportedLimit(states: readonly LimitState[]): LimitState | undef
   return pick;
 }
 
+const NANO_PER_CENT = 10_000_000;
+
 function seconds(ms: number): string {
   return String(Math.max(0, Math.ceil(ms / 1000)));
 }
@@ -31,9 +33,11 @@ function seconds(ms: number): string {
 export function rateLimitHeaders(states: readonly LimitState[]): Record<string, string> {
   const state = reportedLimit(states);
   if (state === undefined) return {};
+  // Dollar budgets (counted in nano-dollars) are reported in whole cents.
+  const unit = state.name === 'usd_daily' || state.name === 'usd_monthly' ? NANO_PER_CENT : 1;
   const headers: Record<string, string> = {
-    'ratelimit-limit': String(state.limit),
-    'ratelimit-remaining': String(state.remaining),
+    'ratelimit-limit': String(Math.floor(state.limit / unit)),
+    'ratelimit-remaining': String(Math.floor(state.remaining / unit)),
     'ratelimit-reset': seconds(state.resetMs),
   };
   if (state.retryAfterMs > 0)

@@ -9,6 +9,8 @@ import {
   counterKeys,
   dayIndex,
   dayKeyTtlMs,
+  monthKeyTtlMs,
+  untilNextMonthMs,
   windowKeyTtlMs,
   type AdmitRequest,
   type AdmitResult,
@@ -17,6 +19,7 @@ import {
   type Reservation,
   type SettleRequest,
   type StoreOutcome,
+  usdDelta,
 } from './limit-store.ts';
 import type { LimitName } from './limits.ts';
 import { ADMIT, RENEW, SETTLE, type RedisScript } from './redis-scripts.ts';
@@ -32,7 +35,7 @@ export interface RedisStoreOptions {
   onConnectionError?: (error: Error) => void;
 }
 
-const CODES: readonly LimitName[] = ['rpm', 'tpm', 'daily', 'streams'];
+const CODES: readonly LimitName[] = ['rpm', 'tpm', 'daily', 'streams', 'usd_daily', 'usd_monthly'];
 /** How long an admission stays undoable after its reply was lost. */
 const ADMISSION_MARKER_TTL_MS = 60_000;
 const OK: StoreOutcome = { ok: true };
@@ -97,6 +100,8 @@ export class RedisLimitStore implements LimitStore {
       atMs: nowMs,
       tpmTokens: capTokens(request.reserveTokens, limits.tpm),
       dailyTokens: capTokens(request.reserveTokens, limits.daily),
+      usdDailyNano: capTokens(request.reserveUsdNano ?? 0, limits.usd_daily),
+      usdMonthlyNano: capTokens(request.reserveUsdNano ?? 0, limits.usd_monthly),
       leaseId: limits.streams > 0 ? request.leaseId : null,
     };
     const names = [
@@ -107,6 +112,8 @@ export class RedisLimitStore implements LimitStore {
       keys.day,
       keys.streams,
       `admit:${request.leaseId}`,
+      keys.usdDay,
+      keys.usdMonth,
     ];
     const { rpm, tpm, daily, streams } = limits;
     const untilMidnight = (dayIndex(nowMs) + 1) * DAY_MS - nowMs;
@@ -125,7 +132,9 @@ export class RedisLimitStore implements LimitStore {
         request.leaseId,
       ]
         .concat([this.leaseTtlMs, windowKeyTtlMs(nowMs), dayKeyTtlMs(nowMs), untilMidnight, STREAM_RETRY_MS])
-        .concat([ADMISSION_MARKER_TTL_MS]),
+        .concat([ADMISSION_MARKER_TTL_MS, limits.usd_daily, limits.usd_monthly])
+        .concat([reservation.usdDailyNano, reservation.usdMonthlyNano])
+        .concat([untilNextMonthMs(nowMs), monthKeyTtlMs(nowMs)]),
     );
     if (reply instanceof Error) {
       // The script may still run (a stalled server wakes up): undo it then, if it counted.
@@ -153,6 +162,10 @@ export class RedisLimitStore implements LimitStore {
       keys.day,
       keys.streams,
       `admit:${r.id}`,
+      keys.usdDayReserved,
+      keys.usdDay,
+      keys.usdMonthReserved,
+      keys.usdMonth,
     ];
     const reply = await this.#run(
       SETTLE,
@@ -165,6 +178,9 @@ export class RedisLimitStore implements LimitStore {
         dayKeyTtlMs(nowMs),
         r.leaseId ?? '',
         onlyIfCounted ? 1 : 0,
+        r.limits.usd_daily > 0 ? usdDelta(request.actualUsdNano, r.usdDailyNano) : 0,
+        r.limits.usd_monthly > 0 ? usdDelta(request.actualUsdNano, r.usdMonthlyNano) : 0,
+        monthKeyTtlMs(nowMs),
       ],
     );
     return reply instanceof Error ? { ok: false, error: reply } : OK;

@@ -12,7 +12,8 @@ import { createUpstreamGate } from './upstream-gate.ts';
 export type GuardSettings = Pick<
   Config,
   'host' | 'workers' | 'allowUnauthenticated' | 'clientKeys' | 'clientKeysFile' | 'limits'
->;
+> &
+  Partial<Pick<Config, 'adminKeys'>>;
 
 /**
  * What a reload of the keys file did. Unless `ok`, the old keys stay in force; `file` is undefined
@@ -90,7 +91,10 @@ function reloadFrom(settings: GuardSettings, guard: ReloadableGuard | undefined)
     return { ok: false, file: undefined, error: `no SERVICE_API_KEYS_FILE to reload (${error})` };
   }
   try {
-    const keyring = new ClientKeyring(readServiceApiKeysFile(file));
+    const fromFile = new ClientKeyring(readServiceApiKeysFile(file));
+    // ADMIN_API_KEYS come from the environment: they stay, beside the file's keys.
+    const admins = settings.adminKeys ?? null;
+    const keyring = admins === null ? fromFile : ClientKeyring.combine(fromFile, admins);
     checkLimitsShared(settings, keyring);
     guard.replaceKeyring(keyring);
     return { ok: true, file, keys: keyring.clients.length };
@@ -123,7 +127,10 @@ export function setUpGuard(
       close: () => Promise.resolve(),
     };
   }
-  const redis = limits.redisUrl === undefined ? undefined : new RedisLimitStore({ url: limits.redisUrl });
+  const redis =
+    limits.redisUrl === undefined
+      ? undefined
+      : new RedisLimitStore({ url: limits.redisUrl, commandTimeoutMs: limits.redisTimeoutMs });
   const store: LimitStore = redis ?? new MemoryLimitStore();
   const guard = createGuard({
     keyring: clientKeys,

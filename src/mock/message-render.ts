@@ -13,6 +13,7 @@ interface Usage {
   output_tokens: number;
   cache_creation_input_tokens: number;
   cache_read_input_tokens: number;
+  cache_creation?: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
 }
 
 export interface Plan {
@@ -86,6 +87,7 @@ export function makePlan(s: MessageScenario, body: JsonObject, id: string, simul
       output_tokens: u.output_tokens ?? spent,
       cache_creation_input_tokens: u.cache_creation_input_tokens ?? 0,
       cache_read_input_tokens: u.cache_read_input_tokens ?? 0,
+      ...(u.cache_creation ? { cache_creation: u.cache_creation } : {}),
     },
   };
 }
@@ -122,7 +124,7 @@ export function messageJson(plan: Plan): JsonObject {
 }
 
 function startEvent(plan: Plan, ser: Serialize): string {
-  const { input_tokens, cache_creation_input_tokens, cache_read_input_tokens } = plan.usage;
+  const { input_tokens, cache_creation_input_tokens, cache_read_input_tokens, cache_creation } = plan.usage;
   const message = {
     id: plan.id,
     type: 'message',
@@ -131,7 +133,13 @@ function startEvent(plan: Plan, ser: Serialize): string {
     model: plan.model,
     stop_reason: null,
     stop_sequence: null,
-    usage: { input_tokens, cache_creation_input_tokens, cache_read_input_tokens, output_tokens: 1 },
+    usage: {
+      input_tokens,
+      cache_creation_input_tokens,
+      cache_read_input_tokens,
+      ...(cache_creation ? { cache_creation } : {}),
+      output_tokens: 1,
+    },
   };
   return sse('message_start', ser({ type: 'message_start', message }));
 }

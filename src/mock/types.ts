@@ -18,6 +18,8 @@ export type FakeScenario =
         output_tokens?: number;
         cache_creation_input_tokens?: number;
         cache_read_input_tokens?: number;
+        /** The cache writes split by lifetime, sent in message_start (and the whole message) when given. */
+        cache_creation?: { ephemeral_5m_input_tokens: number; ephemeral_1h_input_tokens: number };
       };
       pingAfterStart?: boolean;
       spacedJson?: boolean;

@@ -15,6 +15,10 @@ export interface Metrics {
   readonly duration: Histogram<'route'>;
   readonly addedLatency: Histogram<'route'>;
   readonly tokens: Counter<'direction' | 'model' | 'key'>;
+  readonly cost: Counter<'model' | 'key'>;
+  /** The exact sums behind `cost` (a float), in pico-dollars, by `key` then `model` label (this process only). */
+  readonly costPicoUsd: Map<string, Map<string, bigint>>;
+  readonly unpricedAnswers: Counter<'model'>;
   readonly openStreams: Gauge<'route'>;
   readonly rateLimitRejections: Counter<'key' | 'reason'>;
   readonly redisErrors: Counter;
@@ -82,6 +86,19 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'llmc_tokens_total',
       help: 'Tokens by direction (input, output, cache_read, cache_creation), model and client key name',
       labelNames: ['direction', 'model', 'key'],
+      registers,
+    }),
+    cost: new Counter({
+      name: 'llmc_cost_usd_total',
+      help: 'What the answers cost in US dollars (from their usage and the price table), by model and client key name',
+      labelNames: ['model', 'key'],
+      registers,
+    }),
+    costPicoUsd: new Map(),
+    unpricedAnswers: new Counter({
+      name: 'llmc_unpriced_answers_total',
+      help: 'Answers whose model has no known price (their cost is unknown), by model',
+      labelNames: ['model'],
       registers,
     }),
     openStreams: new Gauge({

@@ -1,4 +1,5 @@
 import type { RequestFinished } from '../http/request-record.ts';
+import { usdString } from '../pricing/cost.ts';
 import type { RequestSubscriber } from '../http/request-events.ts';
 
 function round(ms: number | undefined): number | undefined {
@@ -20,6 +21,9 @@ export function requestLogLine(f: RequestFinished): Record<string, unknown> {
     duration_ms: round(f.durationMs),
     input_tokens: f.usage?.input_tokens,
     output_tokens: f.usage?.output_tokens,
+    // A decimal string of dollars; null: the model has no known price (absent: no answer began).
+    cost_usd:
+      f.costPicoUsd === undefined ? undefined : f.costPicoUsd === null ? null : usdString(f.costPicoUsd),
     stop_reason: f.stopReason,
     error_type: f.errorType,
     answer_mode: f.answerMode === 'plain' ? undefined : f.answerMode,

@@ -1,5 +1,6 @@
 import type { RequestFinished } from '../http/request-record.ts';
 import type { RequestSubscriber } from '../http/request-events.ts';
+import { PICO_PER_USD } from '../pricing/cost.ts';
 import type { Metrics } from './metrics.ts';
 
 /** At most this many model names become label values; the rest count as `other` (clients choose the names). */
@@ -46,6 +47,15 @@ export function requestMetrics(metrics: Metrics): RequestSubscriber {
       metrics.tokens.inc({ direction: 'output', model, key }, usage.output_tokens);
       metrics.tokens.inc({ direction: 'cache_read', model, key }, usage.cache_read_input_tokens);
       metrics.tokens.inc({ direction: 'cache_creation', model, key }, usage.cache_creation_input_tokens);
+      const cost = f.costPicoUsd;
+      if (cost === null) metrics.unpricedAnswers.inc({ model });
+      else if (cost !== undefined) {
+        let byModel = metrics.costPicoUsd.get(key);
+        if (byModel === undefined) metrics.costPicoUsd.set(key, (byModel = new Map<string, bigint>()));
+        byModel.set(model, (byModel.get(model) ?? 0n) + cost);
+        // The counter is a float (Prometheus's kind); the exact sums are kept beside it.
+        metrics.cost.inc({ model, key }, Number(cost) / Number(PICO_PER_USD));
+      }
     },
   };
 }

@@ -13,13 +13,14 @@ import {
   type Usage,
 } from '../anthropic/message-stream.ts';
 import { textDeltaLiteral } from '../anthropic/text-delta.ts';
-import type {
-  ContentBlockDeltaEvent,
-  ContentBlockStartEvent,
-  MessageDeltaEvent,
-  MessageStartEvent,
-  StreamErrorEvent,
-  WireMessage,
+import {
+  streamFailure,
+  type ContentBlockDeltaEvent,
+  type ContentBlockStartEvent,
+  type MessageDeltaEvent,
+  type MessageStartEvent,
+  type StreamErrorEvent,
+  type WireMessage,
 } from '../anthropic/wire.ts';
 
 export interface OpenAIUsage {
@@ -144,13 +145,8 @@ export class ChunkTranslator {
         mergeUsage(this.usage, usage);
         return null;
       }
-      case 'error': {
-        const { error } = event as StreamErrorEvent;
-        return {
-          type: error?.type ?? 'upstream_error',
-          message: error?.message ?? 'Upstream reported an error mid-stream',
-        };
-      }
+      case 'error':
+        return streamFailure(event as StreamErrorEvent);
       default:
         return null;
     }

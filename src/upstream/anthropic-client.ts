@@ -1,18 +1,10 @@
-import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Dispatcher, Pool as UndiciPool } from 'undici';
+import type { Dispatcher } from 'undici';
 import type { Config } from '../config.ts';
 import { ConnectorError, clientClosed } from '../errors.ts';
 import { retryDelayMs, shouldRetryStatus, type HeaderBag } from './retry.ts';
+import { UndiciPool as Pool } from './undici-pool.ts';
 import { UpstreamBody } from './upstream-body.ts';
-
-/**
- * undici's Pool alone: its index also loads fetch, WebSocket, the caches and the mocks, which the
- * service never uses (measured in the running service: ~2.5 MiB of heap and ~5 MiB of RSS, kept for
- * the process's life and marked by every major GC). The version is pinned by the lockfile; every
- * loopback test goes through this Pool.
- */
-const Pool = createRequire(import.meta.url)('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 

@@ -5,9 +5,11 @@ import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.ts';
 import type { AnswerStore } from '../../src/answers/answer-store.ts';
 import { loadConfig, type Config } from '../../src/config.ts';
+import type { RequestSubscriber } from '../../src/http/request-events.ts';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
 import { setUpGuard } from '../../src/limits/setup.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
+import type { UsageStore } from '../../src/reports/usage-store.ts';
 import { createUpstreamClient } from '../../src/upstream/anthropic-client.ts';
 import { waitFor } from './wait.ts';
 
@@ -28,6 +30,10 @@ export interface Harness {
 export interface HarnessOptions {
   /** The limits' clock, e.g. `clockInsideMinute()` for exact per-minute numbers. */
   now?: () => number;
+  /** More subscribers to every finished request (e.g. a ledger). */
+  subscribers?: readonly RequestSubscriber[];
+  /** Where the usage reports are kept (default: from the settings). */
+  usage?: UsageStore;
   /** Where resumable answers live (default: the service's own choice, in memory). */
   answerStore?: AnswerStore;
 }
@@ -73,6 +79,8 @@ export async function startHarness(
     logger,
     metrics,
     guard: limits.guard,
+    subscribers: options.subscribers ?? [],
+    ...(options.usage ? { usage: options.usage } : {}),
     ...(options.answerStore ? { answerStore: options.answerStore } : {}),
   });
   await app.listen({ host: '127.0.0.1', port: 0 });

@@ -7,7 +7,7 @@ import type { LimitName, LimitValues } from '../../src/limits/limits.ts';
 /** Noon UTC, on a minute boundary. */
 export const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 export const LEASE_TTL_MS = 10_000;
-const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0 };
+const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0, usd_daily: 0, usd_monthly: 0 };
 
 export type StoreFactory = (options: { leaseTtlMs: number }) => LimitStore | Promise<LimitStore>;
 
@@ -111,6 +111,91 @@ export function limitStoreBehaviour(make: StoreFactory): void {
     assert.deepEqual(await s.remaining(limits, T0 + untilMidnight, 100), { daily: 900 });
   });
 
+  withStore('usd_daily: nano-dollars per UTC day, exact past 2^50, settled from the real cost', async (s) => {
+    const limits = { ...NONE, usd_daily: 5_000_000_000_000_000 };
+    const untilMidnight = 12 * 3_600_000;
+    const first = await s.usd(limits, T0, 3_000_000_000_000_000);
+    assert.equal(first.outcome, 'allowed');
+    assert.deepEqual(first.states, [
+      { name: 'usd_daily', limit: 5e15, remaining: 2e15, resetMs: untilMidnight, retryAfterMs: 0 },
+    ]);
+    const denied = await s.usd(limits, T0 + 1, 2_500_000_000_000_000);
+    assert.equal(denied.outcome, 'denied');
+    assert.deepEqual(denied.states, [
+      {
+        name: 'usd_daily',
+        limit: 5e15,
+        remaining: 2e15,
+        resetMs: untilMidnight - 1,
+        retryAfterMs: untilMidnight - 1,
+      },
+    ]);
+    await s.store.settle({
+      reservation: first.reservation,
+      actualTokens: 0,
+      actualUsdNano: 1_000_000_000_000_001,
+      nowMs: T0 + 2,
+      refundRequest: false,
+    });
+    const after = await s.usd(limits, T0 + 3, 1_000_000_000_000_000);
+    assert.equal(after.states[0]?.remaining, 2_999_999_999_999_999);
+    // Renewed at midnight.
+    const next = await s.usd(limits, T0 + untilMidnight, 7);
+    assert.equal(next.states[0]?.remaining, 5_000_000_000_000_000 - 7);
+  });
+
+  withStore(
+    'usd_monthly: renews on the first of the month; an unknown cost keeps its reservation',
+    async (s) => {
+      const limits = { ...NONE, usd_monthly: 1000 };
+      // From 15 January 12:00 UTC to 1 February 00:00 UTC.
+      const untilFebruary = 16.5 * 86_400_000;
+      const first = await s.usd(limits, T0, 800);
+      assert.equal(first.outcome, 'allowed');
+      const denied = await s.usd(limits, T0, 300);
+      assert.deepEqual(denied.states, [
+        {
+          name: 'usd_monthly',
+          limit: 1000,
+          remaining: 200,
+          resetMs: untilFebruary,
+          retryAfterMs: untilFebruary,
+        },
+      ]);
+      const settle = { reservation: first.reservation, actualTokens: 0, nowMs: T0 + 1, refundRequest: false };
+      await s.store.settle({ ...settle, actualUsdNano: null });
+      assert.equal((await s.usd(limits, T0 + 2, 200)).outcome, 'allowed');
+      assert.equal((await s.usd(limits, T0 + 2, 1)).outcome, 'denied');
+      assert.equal((await s.usd(limits, T0 + untilFebruary, 1000)).outcome, 'allowed');
+    },
+  );
+
+  withStore(
+    'usd: a reservation above the budget is capped, so it fits an empty budget; costs above it count',
+    async (s) => {
+      const limits = { ...NONE, usd_daily: 1000, usd_monthly: 5000 };
+      const first = await s.usd(limits, T0, 1_000_000);
+      assert.equal(first.outcome, 'allowed');
+      assert.deepEqual(
+        first.states.map((state) => state.remaining),
+        [0, 0],
+      );
+      assert.equal((await s.usd(limits, T0, 1)).outcome, 'denied');
+      await s.store.settle({
+        reservation: first.reservation,
+        actualTokens: 0,
+        actualUsdNano: 1500,
+        nowMs: T0 + 1,
+        refundRequest: false,
+      });
+      const tomorrow = await s.usd(limits, T0 + 12 * 3_600_000, 0);
+      assert.deepEqual(
+        tomorrow.states.map((state) => state.remaining),
+        [1000, 3500],
+      );
+    },
+  );
+
   withStore('streams: concurrent leases up to the limit, freed by settle', async (s) => {
     const limits = { ...NONE, streams: 2 };
     const first = await s.allowed(limits, T0);
@@ -167,6 +252,23 @@ class Harness {
 
   admit(limits: LimitValues, nowMs: number, reserveTokens = 0): Promise<AdmitResult> {
     return this.store.admit({ identity: this.identity, limits, nowMs, reserveTokens, leaseId: randomUUID() });
+  }
+
+  async usd(
+    limits: LimitValues,
+    nowMs: number,
+    reserveUsdNano: number,
+  ): Promise<Exclude<AdmitResult, { outcome: 'unavailable' }>> {
+    const result = await this.store.admit({
+      identity: this.identity,
+      limits,
+      nowMs,
+      reserveTokens: 0,
+      reserveUsdNano,
+      leaseId: randomUUID(),
+    });
+    assert.notEqual(result.outcome, 'unavailable');
+    return result as Exclude<AdmitResult, { outcome: 'unavailable' }>;
   }
 
   async allowed(limits: LimitValues, nowMs: number, reserveTokens = 0): Promise<Reservation> {

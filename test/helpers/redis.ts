@@ -138,3 +138,26 @@ export class PrivateRedis {
     await this.kill();
   }
 }
+
+/**
+ * Deletes what services under the default `llmc:` prefix recorded in the usage reports for the key
+ * `names` (fields `<count>:<name>:<model>` of the hourly hashes `llmc:usage:<hour>`), and nothing else.
+ */
+export async function deleteUsageOf(url: string, names: readonly string[]): Promise<void> {
+  const client = new Redis(url, { maxRetriesPerRequest: 0 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', 'llmc:usage:*', 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const fields = (await client.hkeys(key)).filter((field) =>
+          names.some((name) => field.split(':')[1] === name),
+        );
+        if (fields.length > 0) await client.hdel(key, ...fields);
+      }
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+}

@@ -55,6 +55,7 @@ export const apiKey = (key: string): Record<string, string> => ({ 'x-api-key': k
 const OPENAI_TYPES: Record<string, string> = {
   authentication_error: 'authentication_error',
   rate_limit_error: 'rate_limit_error',
+  invalid_request_error: 'invalid_request_error',
   overloaded_error: 'server_error',
 };
 

@@ -22,7 +22,11 @@ describe('playground files', () => {
     const assets = [...html.matchAll(/(?:src|href)="([^"]+)"/g)]
       .map((m) => m[1] ?? '')
       .filter((src) => src !== 'docs');
-    assert.deepEqual(assets.sort(), ['playground/playground.css', 'playground/playground.js']);
+    assert.deepEqual(assets.sort(), [
+      'playground/playground.css',
+      'playground/playground.js',
+      'playground/usage.js',
+    ]);
     const types = { css: 'text/css; charset=utf-8', js: 'text/javascript; charset=utf-8' };
     for (const src of [...assets, 'playground/sse.js']) {
       const asset = await fetch(new URL(src, `${h.url}/`));

@@ -49,6 +49,8 @@ describe('POST /llm/query streaming', () => {
         cache_creation_input_tokens: 0,
         cache_read_input_tokens: 3,
       },
+      // claude-sonnet-5: 12 × $2 + 4 × $10 + 3 × $0.20 per million tokens.
+      cost_usd: '0.0000646',
     });
   });
 
@@ -172,6 +174,7 @@ describe('POST /llm/query streaming', () => {
         cache_creation_input_tokens: 0,
         cache_read_input_tokens: 0,
       },
+      cost_usd: '0.000026',
     });
   });
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstream.ts';
 import { SECRET_KEY } from '../helpers/harness.ts';
-import { startService } from '../helpers/service-process.ts';
+import { runService, startService } from '../helpers/service-process.ts';
 import { SseClient, joinedText, postQuery } from '../helpers/sse-client.ts';
 import { upstreamRequest } from '../helpers/wait.ts';
 
@@ -61,5 +61,14 @@ describe('SIGTERM drains resumable and background answers', () => {
     } finally {
       await service.stop();
     }
+  });
+});
+
+describe('resumable answers with several workers', () => {
+  it('RESUMABLE_ANSWERS=true with --workers 2 and no REDIS_URL: the service does not start, and says why', async () => {
+    const { exit } = runService({ RESUMABLE_ANSWERS: 'true' }, ['--mock', '--workers', '2']);
+    const result = await exit;
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^error: RESUMABLE_ANSWERS with 2 workers needs REDIS_URL/m);
   });
 });

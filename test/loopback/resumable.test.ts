@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import type { AnswerStore } from '../../src/answers/answer-store.ts';
 import { MemoryAnswerStore } from '../../src/answers/memory-answer-store.ts';
+import type { FakeScenario } from '../../src/mock/fake-upstream.ts';
 import { requestLogOf, requestLogs, startHarness, type Harness } from '../helpers/harness.ts';
 import { SseClient, joinedText, postQuery, type IdEvent } from '../helpers/sse-client.ts';
 import { closedWithin, upstreamRequest, waitFor } from '../helpers/wait.ts';
@@ -54,6 +55,24 @@ describe('resumable answers (memory store)', () => {
     assert.equal(start.answer_id, answerId);
     assert.notEqual(start.id, answerId, 'the answer id is not the request id');
     assert.equal(joinedText(client.events), 'Hello world');
+  });
+
+  it("the events are a plain stream's, byte for byte, but for the id: lines and answer_id", async () => {
+    const scenario: FakeScenario = {
+      kind: 'message',
+      deltas: ['Hel', 'lo ', 'wörld 🌍', ' "q"\n'],
+      usage: { input_tokens: 12, output_tokens: 4, cache_read_input_tokens: 3 },
+    };
+    h.fake.queue(scenario);
+    const plain = postQuery(h.url, { prompt: 'x' }, { 'x-request-id': 'same-id' });
+    await plain.closed;
+    h.fake.queue(scenario);
+    const resumable = postQuery(h.url, { prompt: 'x', resumable: true }, { 'x-request-id': 'same-id' });
+    await resumable.closed;
+    const answerId = String(resumable.headers['x-answer-id']);
+    const stripped = resumable.body.replace(/^id: \d+\n/gm, '').replace(`,"answer_id":"${answerId}"`, '');
+    assert.equal(stripped, plain.body);
+    assert.match(resumable.body, /"cost_usd":"0\.0000646"/);
   });
 
   it('a client cut after K events resumes with Last-Event-ID: K, with no word lost or doubled', async () => {

@@ -9,6 +9,7 @@ import { startFakeUpstream, type FakeUpstream } from '../../src/mock/fake-upstre
 import {
   PrivateRedis,
   SHARED_REDIS_URL,
+  deleteUsageOf,
   deleteKeys,
   describeIf,
   redisReachable,
@@ -97,6 +98,9 @@ describeIf(
         REDIS_URL: SHARED_REDIS_URL,
         SERVICE_API_KEYS: `${name}:${key},${warmName}:${warmKey}`,
         RATE_LIMIT_RPM: '20',
+        // Exactness is under test here, not the fail-open path: a busy machine must not turn a slow
+        // Redis call into a fail-open admission.
+        REDIS_TIMEOUT_MS: '5000',
       };
       services = await replicas(fake, [env, env]);
     });
@@ -107,6 +111,7 @@ describeIf(
         await fake.close();
         await deleteKeys(SHARED_REDIS_URL, `llmc:{${name}}:`);
         await deleteKeys(SHARED_REDIS_URL, `llmc:{${warmName}}:`);
+        await deleteUsageOf(SHARED_REDIS_URL, [name, warmName]);
       }
     });
 

@@ -12,10 +12,11 @@ const MAX_CALL_MS = COMMAND_TIMEOUT_MS + 350;
 
 function settings(policy: RedisErrorPolicy): LimitSettings {
   return {
-    defaults: { rpm: 1000, tpm: 0, daily: 0, streams: 2 },
+    defaults: { rpm: 1000, tpm: 0, daily: 0, streams: 2, usd_daily: 0, usd_monthly: 0 },
     maxUpstreamConcurrency: 0,
     redisUrl: 'unused',
     redisErrorPolicy: policy,
+    redisTimeoutMs: 200,
   };
 }
 

@@ -61,7 +61,7 @@ describeIf(
       'rpm=50: 2 × 100 concurrent admissions from two processes admit exactly 50',
       { timeout: 30_000 },
       async (context) => {
-        const limits = { rpm: 50, tpm: 0, daily: 0, streams: 0 };
+        const limits = { rpm: 50, tpm: 0, daily: 0, streams: 0, usd_daily: 0, usd_monthly: 0 };
         const workers = await Promise.all([
           startWorker('replicas', 100, limits),
           startWorker('replicas', 100, limits),

@@ -15,7 +15,7 @@ import {
 
 const reachable = await redisReachable();
 const prefix = uniquePrefix();
-const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0 };
+const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0, usd_daily: 0, usd_monthly: 0 };
 
 async function connect(options: { leaseTtlMs?: number } = {}): Promise<RedisLimitStore> {
   const store = new RedisLimitStore({ url: SHARED_REDIS_URL, prefix, commandTimeoutMs: 2_000, ...options });
@@ -89,7 +89,7 @@ describeIf(reachable, `Redis is not reachable at ${SHARED_REDIS_URL}`, 'Redis li
   it('namespaces every key under the prefix and gives each a TTL', async () => {
     const store = await connect({ leaseTtlMs: LEASE_TTL_MS });
     try {
-      const limits = { rpm: 5, tpm: 500, daily: 5000, streams: 2 };
+      const limits = { rpm: 5, tpm: 500, daily: 5000, streams: 2, usd_daily: 0, usd_monthly: 0 };
       const result = await store.admit({
         identity: 'ttl-check',
         limits,

@@ -141,7 +141,14 @@ describe('client keys and limits in the config', () => {
     const off = loadConfig(KEY);
     assert.equal(off.clientKeys, null);
     assert.equal(off.clientKeysFile, undefined);
-    assert.deepEqual(off.limits.defaults, { rpm: 0, tpm: 0, daily: 0, streams: 0 });
+    assert.deepEqual(off.limits.defaults, {
+      rpm: 0,
+      tpm: 0,
+      daily: 0,
+      streams: 0,
+      usd_daily: 0,
+      usd_monthly: 0,
+    });
     const on = loadConfig({
       ...KEY,
       SERVICE_API_KEYS: `alice:${ALICE}`,

@@ -63,12 +63,12 @@ describe('SERVICE_API_KEYS_FILE', () => {
       '',
       `alice:${ALICE} rpm=60 tpm=100000 daily=2000000 streams=4`,
       `  bob:${BOB}   # no overrides\r`,
-      `carol:${BARE} rpm=0`,
+      `carol:${BARE} rpm=0 usd_daily=12.5 usd_monthly=0`,
     ].join('\n');
     assert.deepEqual(parseServiceApiKeysFile(text), [
       { name: 'alice', key: ALICE, limits: { rpm: 60, tpm: 100000, daily: 2000000, streams: 4 } },
       { name: 'bob', key: BOB, limits: {} },
-      { name: 'carol', key: BARE, limits: { rpm: 0 } },
+      { name: 'carol', key: BARE, limits: { rpm: 0, usd_daily: 12_500_000_000, usd_monthly: 0 } },
     ]);
   });
 
@@ -84,6 +84,11 @@ describe('SERVICE_API_KEYS_FILE', () => {
       ALICE,
     );
     throwsConfig(() => parseServiceApiKeysFile(`a:${ALICE} rpm=1.5`), /line 1: rpm must be an integer/);
+    throwsConfig(
+      () => parseServiceApiKeysFile(`a:${ALICE} usd_daily=ten`),
+      /line 1: usd_daily must be an amount of US dollars/,
+      ALICE,
+    );
     throwsConfig(
       () => parseServiceApiKeysFile(`a:${ALICE} burst=3`),
       /line 1: unknown option "burst=3"/,

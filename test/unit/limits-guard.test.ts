@@ -19,7 +19,7 @@ import { waitFor } from '../helpers/wait.ts';
 const ALICE = 'alice-key-0123456789abcdef';
 const BOB = 'bob-key-0123456789abcdef';
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
-const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0 };
+const NONE: LimitValues = { rpm: 0, tpm: 0, daily: 0, streams: 0, usd_daily: 0, usd_monthly: 0 };
 
 /** A MemoryLimitStore that records calls, or fails every call when `down`. */
 class SpyStore implements LimitStore {
@@ -78,6 +78,7 @@ function setup(
       maxUpstreamConcurrency: 0,
       redisUrl: undefined,
       redisErrorPolicy: extra.policy ?? 'open',
+      redisTimeoutMs: 200,
     },
     store,
     gate: createUpstreamGate({ max: 0 }),
@@ -305,5 +306,63 @@ describe('guard: upstream gate', () => {
     const gone = rejected(await waiting);
     assert.deepEqual([gone.status, gone.type], [499, 'client_closed']);
     await first.lease.settle();
+  });
+});
+
+describe('guard: budgets in dollars', () => {
+  /** A cost estimate that counts how often it is asked. */
+  function estimate(worst: bigint | null, model = 'claude-x-1') {
+    const asked = { count: 0 };
+    return {
+      asked,
+      cost: {
+        model,
+        worstCase: () => {
+          asked.count++;
+          return worst;
+        },
+      },
+    };
+  }
+
+  it('a client without a dollar budget never has its cost estimated', async () => {
+    const { guard } = setup({ rpm: 5 });
+    const { asked, cost } = estimate(1_000n);
+    await admitted(await guard.admit(null, 0, undefined, cost)).lease.settle();
+    assert.equal(asked.count, 0);
+  });
+
+  it('reserves the worst case in nano-dollars (rounded up) and settles the real cost', async () => {
+    const { guard, store } = setup({ usd_daily: 2_000_000 });
+    const { asked, cost } = estimate(400_000_001n); // pico-dollars: 400000.001 nano-dollars
+    const first = admitted(await guard.admit(null, 0, undefined, cost));
+    assert.equal(asked.count, 1);
+    assert.equal(store.admits.at(-1)?.reserveUsdNano, 400_001);
+    assert.deepEqual(first.headers, {
+      'ratelimit-limit': '0',
+      'ratelimit-remaining': '0',
+      'ratelimit-reset': String(12 * 3600),
+    });
+    await first.lease.settle({ output_tokens: 3 }, 250_000_000n);
+    assert.equal(store.settles.at(-1)?.actualUsdNano, 250_000);
+    // An answer of unknown cost keeps its reservation; none begun gives it all back.
+    await admitted(await guard.admit(null, 0, undefined, cost)).lease.settle({ output_tokens: 3 }, null);
+    assert.equal(store.settles.at(-1)?.actualUsdNano, null);
+    await admitted(await guard.admit(null, 0, undefined, cost)).lease.settle();
+    assert.equal(store.settles.at(-1)?.actualUsdNano, 0);
+  });
+
+  it('a model with no price is refused with a 400 naming it and MODEL_PRICES_FILE', async () => {
+    const { guard, store } = setup({ usd_monthly: 1_000 });
+    const refused = rejected(await guard.admit(null, 0, undefined, estimate(null, 'claude-new').cost));
+    assert.deepEqual(
+      [refused.status, refused.type, refused.reason],
+      [400, 'invalid_request_error', 'unpriced_model'],
+    );
+    assert.match(refused.message, /"claude-new" has no known price.*MODEL_PRICES_FILE/);
+    assert.equal(store.admits.length, 0, 'nothing was counted');
+    // A request that has no Messages answer (no estimate) reserves nothing.
+    await admitted(await guard.admit(null, 0)).lease.settle();
+    assert.equal(store.admits.at(-1)?.reserveUsdNano, 0);
   });
 });

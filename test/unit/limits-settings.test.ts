@@ -6,10 +6,11 @@ import { countTokens, hasAnyLimit, parseLimitSettings, resolveLimits } from '../
 describe('parseLimitSettings', () => {
   it('defaults to no limits, no Redis, fail open', () => {
     assert.deepEqual(parseLimitSettings({}), {
-      defaults: { rpm: 0, tpm: 0, daily: 0, streams: 0 },
+      defaults: { rpm: 0, tpm: 0, daily: 0, streams: 0, usd_daily: 0, usd_monthly: 0 },
       maxUpstreamConcurrency: 0,
       redisUrl: undefined,
       redisErrorPolicy: 'open',
+      redisTimeoutMs: 200,
     });
   });
 
@@ -22,12 +23,23 @@ describe('parseLimitSettings', () => {
       MAX_UPSTREAM_CONCURRENCY: '32',
       REDIS_URL: 'rediss://:pw@redis.internal:6380/2',
       RATE_LIMIT_ON_REDIS_ERROR: 'Closed',
+      REDIS_TIMEOUT_MS: '1500',
+      BUDGET_USD_DAILY: '12.5',
+      BUDGET_USD_MONTHLY: ' 300 ',
     });
     assert.deepEqual(settings, {
-      defaults: { rpm: 60, tpm: 100000, daily: 2000000, streams: 4 },
+      defaults: {
+        rpm: 60,
+        tpm: 100000,
+        daily: 2000000,
+        streams: 4,
+        usd_daily: 12_500_000_000,
+        usd_monthly: 300_000_000_000,
+      },
       maxUpstreamConcurrency: 32,
       redisUrl: 'rediss://:pw@redis.internal:6380/2',
       redisErrorPolicy: 'closed',
+      redisTimeoutMs: 1500,
     });
     assert.ok(Object.isFrozen(settings) && Object.isFrozen(settings.defaults));
   });
@@ -38,7 +50,12 @@ describe('parseLimitSettings', () => {
       [{ RATE_LIMIT_TPM: '1e3' }, /^RATE_LIMIT_TPM must be an integer/],
       [{ TOKEN_BUDGET_DAILY: '99999999999999999999' }, /^TOKEN_BUDGET_DAILY must be/],
       [{ MAX_CONCURRENT_STREAMS: 'four' }, /^MAX_CONCURRENT_STREAMS must be/],
+      [{ REDIS_TIMEOUT_MS: '0' }, /^REDIS_TIMEOUT_MS must be an integer from 1 to 60000/],
       [{ MAX_UPSTREAM_CONCURRENCY: '2.5' }, /^MAX_UPSTREAM_CONCURRENCY must be/],
+      [{ BUDGET_USD_DAILY: '-5' }, /^BUDGET_USD_DAILY must be an amount of US dollars from 0 to 9000000/],
+      [{ BUDGET_USD_MONTHLY: '$50' }, /^BUDGET_USD_MONTHLY must be an amount of US dollars/],
+      [{ BUDGET_USD_MONTHLY: '9000000.000000001' }, /^BUDGET_USD_MONTHLY must be/],
+      [{ BUDGET_USD_DAILY: '0.0000000001' }, /^BUDGET_USD_DAILY must be/],
       [
         { RATE_LIMIT_ON_REDIS_ERROR: 'maybe' },
         /^RATE_LIMIT_ON_REDIS_ERROR must be "open" or "closed", got "maybe"$/,
@@ -62,19 +79,22 @@ describe('parseLimitSettings', () => {
 
 describe('limit helpers', () => {
   it('resolveLimits puts a key’s overrides over the defaults, 0 included', () => {
-    const defaults = { rpm: 60, tpm: 1000, daily: 5000, streams: 2 };
+    const defaults = { rpm: 60, tpm: 1000, daily: 5000, streams: 2, usd_daily: 0, usd_monthly: 7 };
     assert.deepEqual(resolveLimits(defaults, {}), defaults);
-    assert.deepEqual(resolveLimits(defaults, { rpm: 0, streams: 8 }), {
+    assert.deepEqual(resolveLimits(defaults, { rpm: 0, streams: 8, usd_daily: 5 }), {
       rpm: 0,
       tpm: 1000,
       daily: 5000,
       streams: 8,
+      usd_daily: 5,
+      usd_monthly: 7,
     });
   });
 
   it('hasAnyLimit', () => {
-    assert.equal(hasAnyLimit({ rpm: 0, tpm: 0, daily: 0, streams: 0 }), false);
-    assert.equal(hasAnyLimit({ rpm: 0, tpm: 0, daily: 0, streams: 1 }), true);
+    assert.equal(hasAnyLimit({ rpm: 0, tpm: 0, daily: 0, streams: 0, usd_daily: 0, usd_monthly: 0 }), false);
+    assert.equal(hasAnyLimit({ rpm: 0, tpm: 0, daily: 0, streams: 1, usd_daily: 0, usd_monthly: 0 }), true);
+    assert.equal(hasAnyLimit({ rpm: 0, tpm: 0, daily: 0, streams: 0, usd_daily: 0, usd_monthly: 1 }), true);
   });
 
   it('countTokens adds input, output and both cache counts; missing parts count 0', () => {
