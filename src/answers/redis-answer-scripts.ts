@@ -24,27 +24,25 @@ local function keep(ttl)
     if k ~= 4 then redis.call('PEXPIRE', KEYS[k], ttl) end
   end
 end
--- Appends the events given as ARGV quadruples (seq, event, data, text) from index 'from'; 'last'
--- marks the final one as the end. Refuses (keeping nothing) unless they go on from the last kept
--- event without gap or overlap: no gap is ever stored, even after a write whose reply was lost.
+-- Appends the events given from ARGV index 'from' as: the first event's seq, the text they add, then
+-- (event, data) pairs; 'last' marks the final one as the end. Refuses (keeping nothing) unless they
+-- go on from the last kept event: no gap or overlap is ever stored, even after a lost reply.
 local function add(from, last)
   local seq = tonumber(redis.call('HGET', KEYS[1], 'seq'))
-  local expected = seq + 1
-  for i = from, #ARGV, 4 do
-    if tonumber(ARGV[i]) ~= expected then
-      return redis.error_reply('ERR answer event ' .. ARGV[i] .. ' does not follow event ' .. (expected - 1))
-    end
-    expected = expected + 1
+  local first = tonumber(ARGV[from])
+  if first ~= seq + 1 then
+    return redis.error_reply('ERR answer event ' .. ARGV[from] .. ' does not follow event ' .. seq)
   end
-  for i = from, #ARGV, 4 do
-    if last and i + 4 > #ARGV then
-      redis.call('XADD', KEYS[2], '0-' .. ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2], 'x', '1')
+  for i = from + 2, #ARGV, 2 do
+    seq = seq + 1
+    if last and i + 2 > #ARGV then
+      redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[i], 'd', ARGV[i + 1], 'x', '1')
     else
-      redis.call('XADD', KEYS[2], '0-' .. ARGV[i], 'e', ARGV[i + 1], 'd', ARGV[i + 2])
+      redis.call('XADD', KEYS[2], '0-' .. seq, 'e', ARGV[i], 'd', ARGV[i + 1])
     end
-    if ARGV[i + 3] ~= '' then redis.call('APPEND', KEYS[3], ARGV[i + 3]) end
   end
-  redis.call('HSET', KEYS[1], 'seq', expected - 1)
+  if ARGV[from + 1] ~= '' then redis.call('APPEND', KEYS[3], ARGV[from + 1]) end
+  redis.call('HSET', KEYS[1], 'seq', seq)
   return false
 end
 -- An answer whose producer fell silent (no heartbeat key) ends failed, with its lost event.
@@ -79,7 +77,7 @@ return 1
 `);
 
 /**
- * ARGV: in-progress ttl, heartbeat ttl, then events as quadruples (seq, event, data, text).
+ * ARGV: in-progress ttl, heartbeat ttl, first seq, text, then (event, data) pairs.
  * Returns { 1, cancel flag } when kept, { 0, status } when the answer is no longer in progress.
  */
 export const APPEND = script(`
@@ -94,7 +92,7 @@ return { 1, redis.call('HGET', KEYS[1], 'cancel') or '' }
 
 /**
  * ARGV: ttl after the end, status, stop reason JSON, usage JSON, error JSON, model ('' = unchanged),
- * then the last events as quadruples. Returns 1, or 0 when the answer had already ended.
+ * then the last events as first seq, text, (event, data) pairs. Returns 1, or 0 when it had already ended.
  */
 export const FINISH = script(`
 if redis.call('HGET', KEYS[1], 'status') ~= 'in_progress' then return 0 end

@@ -38,10 +38,16 @@ export interface RedisAnswerStoreOptions extends AnswerStoreOptions {
   readonly producerLostAfterMs?: number;
   /** A waiting follower looks again (counts itself, checks for a lost producer) this often; default 2 s. */
   readonly pollMs?: number;
+  /**
+   * The events of the upstream chunks that come within this many ms go in one write (the live client
+   * never waits for it; followers elsewhere see the events this much later); default 50 ms.
+   */
+  readonly batchMs?: number;
   /** Every connection error, including each failed reconnect attempt: count it, don't log each. */
   readonly onConnectionError?: (error: Error) => void;
 }
 
+const DEFAULT_BATCH_MS = 50;
 /** An unfinished answer's keys outlive its last heartbeat this long (a crashed producer's keys expire). */
 const IN_PROGRESS_EXTRA_TTL_MS = 5 * 60_000;
 /** Events per XRANGE / XREAD reply. */
@@ -78,6 +84,7 @@ export class RedisAnswerStore implements AnswerStore {
   readonly #inProgressTtlMs: number;
   readonly #aliveTtlMs: number;
   readonly #pollMs: number;
+  readonly #batchMs: number;
   readonly #prefix: string;
   readonly #options: RedisAnswerStoreOptions;
   readonly #redis: Redis;
@@ -87,6 +94,9 @@ export class RedisAnswerStore implements AnswerStore {
   #subscriber: Redis | undefined;
   #subscribed: Promise<void> | undefined;
   #reader: SharedReader | undefined;
+  /** The producers whose next write waits for the batch timer. */
+  readonly #dirty = new Set<RedisProducer>();
+  #flushTimer: NodeJS.Timeout | undefined;
   #followers = 0;
   #closed = false;
 
@@ -96,8 +106,9 @@ export class RedisAnswerStore implements AnswerStore {
     this.#inProgressTtlMs = this.#ttlMs + IN_PROGRESS_EXTRA_TTL_MS;
     this.#aliveTtlMs = options.producerLostAfterMs ?? PRODUCER_LOST_AFTER_MS;
     this.#pollMs = options.pollMs ?? 2_000;
+    this.#batchMs = options.batchMs ?? DEFAULT_BATCH_MS;
     this.#prefix = options.prefix ?? 'llmc:';
-    this.#redis = this.#connect('llm-connector-answers', options.commandTimeoutMs ?? 500);
+    this.#redis = this.#connect('llm-connector-answers', options.commandTimeoutMs ?? 500, true);
   }
 
   healthy(): boolean {
@@ -213,6 +224,11 @@ export class RedisAnswerStore implements AnswerStore {
 
   async close(): Promise<void> {
     this.#closed = true;
+    // Writes waiting for the batch timer go out now (or fail): none is left hanging.
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    for (const producer of this.#dirty) producer.flush();
+    this.#dirty.clear();
     for (const channel of this.#channels.values()) channel.wakeAll();
     this.#reader?.close();
     await Promise.all([
@@ -240,6 +256,25 @@ export class RedisAnswerStore implements AnswerStore {
     return this.#ttlMs;
   }
 
+  get batchMs(): number {
+    return this.#batchMs;
+  }
+
+  /**
+   * Begins `producer`'s next write at the end of the batch interval: one timer for every answer of
+   * the process, so that their writes go out together (auto-pipelined: one socket write for all).
+   */
+  flushLater(producer: RedisProducer): void {
+    this.#dirty.add(producer);
+    if (this.#flushTimer !== undefined) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      const dirty = [...this.#dirty];
+      this.#dirty.clear();
+      for (const one of dirty) one.flush();
+    }, this.#batchMs);
+  }
+
   /** Events Redis has just acknowledged, for the followers in this process. */
   delivered(id: string, events: readonly ReadEvent[]): void {
     if (events.length > 0) this.#channels.get(id)?.deliver(events);
@@ -252,8 +287,10 @@ export class RedisAnswerStore implements AnswerStore {
   // ---- internals
 
   /** A connection; `commandTimeout` 0: none (a subscriber waits for messages). */
-  #connect(name: string, commandTimeout: number): Redis {
+  #connect(name: string, commandTimeout: number, autoPipeline = false): Redis {
     const redis = new (loadRedis())(this.#options.url, {
+      // The commands of one event-loop turn (e.g. every answer's batch) go out in one socket write.
+      enableAutoPipelining: autoPipeline,
       ...(commandTimeout > 0 ? { commandTimeout } : {}),
       connectTimeout: 2_000,
       // Fail fast while disconnected instead of queueing behind a dead connection (a subscriber's
@@ -347,12 +384,16 @@ class RedisProducer implements AnswerProducer {
   readonly #cancel = new AbortController();
   readonly cancelRequested: AbortSignal;
   /** Events of the calls made since the last write began: the next write takes them all. */
-  #unsent: { event: AnswerEvent; text: string }[] = [];
+  #unsent: AnswerEvent[] = [];
+  #unsentText = '';
+  /** The seq of the last event queued (written or not). */
+  #lastQueued = 0;
   #ending: AnswerEnding | undefined;
   #finished = false;
+  /** The write in flight (at most one). */
   #writing: Promise<void> | undefined;
-  /** The next write, shared by every call made while one is in flight. */
-  #next: Promise<void> | undefined;
+  /** The next write, shared by every call made until it begins. */
+  #next: { promise: Promise<void>; begin: () => void } | undefined;
 
   constructor(store: RedisAnswerStore, id: string) {
     this.#store = store;
@@ -366,16 +407,17 @@ class RedisProducer implements AnswerProducer {
 
   append(events: readonly AnswerEvent[], text: string): Promise<void> {
     if (this.#ending !== undefined) return Promise.reject(new Error(`answer ${this.id} has ended`));
-    this.#queue(events, text);
-    return this.#schedule();
+    const refused = this.#queue(events, text);
+    if (refused !== undefined) return Promise.reject(refused);
+    return this.#schedule(false);
   }
 
   finish(ending: AnswerEnding): Promise<void> {
     if (this.#ending !== undefined) return Promise.resolve();
-    this.#queue(ending.events, ending.text);
+    const refused = this.#queue(ending.events, ending.text);
+    if (refused !== undefined) return Promise.reject(refused);
     this.#ending = ending;
-    // The end matters most (else the answer is lost for its followers): one more try after a failure.
-    return this.#schedule().finally(() => {
+    return this.#schedule(true).finally(() => {
       // Ended or not in Redis, this process forgets it (a lost end: followers see it lost).
       this.#store.ended(this.id);
     });
@@ -392,35 +434,82 @@ class RedisProducer implements AnswerProducer {
     return Number(await this.#store.run(FOLLOWERS, this.id, []));
   }
 
-  #queue(events: readonly AnswerEvent[], text: string): void {
-    const last = events.length - 1;
-    events.forEach((event, i) => this.#unsent.push({ event, text: i === last ? text : '' }));
+  /** Queues the events for the next write; an error unless they go on from the last queued one. */
+  #queue(events: readonly AnswerEvent[], text: string): Error | undefined {
+    let previous = this.#lastQueued;
+    for (const event of events) {
+      if (event.seq !== previous + 1) {
+        return new Error(`answer ${this.id}: event ${event.seq} does not follow event ${previous}`);
+      }
+      previous = event.seq;
+    }
+    for (const event of events) this.#unsent.push(event);
+    this.#unsentText += text;
+    this.#lastQueued = previous;
+    return undefined;
   }
 
-  /** Starts a write now, or after the one in flight (which then takes every event queued by then). */
-  #schedule(): Promise<void> {
-    if (this.#writing === undefined) {
-      this.#writing = this.#write().finally(() => (this.#writing = undefined));
-      return this.#writing;
-    }
-    this.#next ??= this.#writing
-      .catch(() => undefined)
-      .then(() => {
-        this.#next = undefined;
-        return this.#schedule();
+  /**
+   * The write that will carry what was just queued: it begins `batchMs` after the first event that
+   * waits for it (`now`: at once), and never while another is in flight, so that the events of
+   * several upstream chunks go in one write.
+   */
+  #schedule(now: boolean): Promise<void> {
+    let next = this.#next;
+    if (next === undefined) {
+      let begin!: () => void;
+      const started = new Promise<void>((resolve) => {
+        begin = resolve;
       });
-    return this.#next;
+      next = {
+        begin,
+        promise: started.then(() => {
+          this.#writing = this.#write().finally(() => {
+            this.#writing = undefined;
+            if (this.#next !== undefined) this.#arm(this.#ending !== undefined);
+          });
+          return this.#writing;
+        }),
+      };
+      this.#next = next;
+    }
+    this.#arm(now);
+    return next.promise;
+  }
+
+  /** Begins the next write now or after the batch interval, unless one is in flight. */
+  #arm(now: boolean): void {
+    if (this.#writing !== undefined) return; // it arms again when it is done
+    if (now) {
+      this.#begin();
+    } else {
+      this.#store.flushLater(this);
+    }
+  }
+
+  /** The store's batch interval has passed: begin the next write (unless one is in flight). */
+  flush(): void {
+    if (this.#writing === undefined) this.#begin();
+  }
+
+  #begin(): void {
+    const next = this.#next;
+    this.#next = undefined;
+    next?.begin();
   }
 
   async #write(): Promise<void> {
     const store = this.#store;
     const batch = this.#unsent;
+    const text = this.#unsentText;
     this.#unsent = [];
+    this.#unsentText = '';
     const ending = this.#ending;
     if (this.#finished) return;
     if (batch.length === 0 && ending === undefined) return;
-    const args: (string | number)[] = [];
-    for (const { event, text } of batch) args.push(event.seq, event.event, event.data, text);
+    // A batch is consecutive: its first seq, its text, then each event's name and data.
+    const args: (string | number)[] = [batch[0]?.seq ?? 0, text];
+    for (const event of batch) args.push(event.event, event.data);
     let reply: unknown;
     if (ending === undefined) {
       reply = await store.run(APPEND, this.id, [store.inProgressTtlMs, store.aliveTtlMs, ...args]);
@@ -448,7 +537,7 @@ class RedisProducer implements AnswerProducer {
     const last = batch.length - 1;
     store.delivered(
       this.id,
-      batch.map(({ event }, i) => ({ ...event, end: ending !== undefined && i === last })),
+      batch.map((event, i) => ({ ...event, end: ending !== undefined && i === last })),
     );
   }
 }

@@ -353,3 +353,69 @@ describeIf(
     });
   },
 );
+
+describeIf(
+  reachable,
+  `Redis is not reachable at ${SHARED_REDIS_URL}`,
+  'resumable answers belong to their key on every replica',
+  () => {
+    let fake: FakeUpstream;
+    let services: ServiceProcess[] = [];
+    const answerIds: string[] = [];
+
+    before(async () => {
+      fake = await startFakeUpstream();
+      const env = {
+        ANTHROPIC_API_KEY: 'k',
+        ANTHROPIC_BASE_URL: fake.url,
+        REDIS_URL: SHARED_REDIS_URL,
+        SERVICE_API_KEYS: 'owner-team:owner-key-0123456789,other-team:other-key-0123456789',
+      };
+      services = await replicas([env, env]);
+    });
+    after(async () => {
+      try {
+        await Promise.all(services.map((service) => stopCleanly(service)));
+      } finally {
+        await fake.close();
+        for (const id of answerIds) await deleteKeys(SHARED_REDIS_URL, `llmc:answer:{${id}}:`);
+      }
+    });
+
+    it('another key gets 404 on all three routes of the other replica; the owner gets the answer', async () => {
+      const [a, b] = services as [ServiceProcess, ServiceProcess];
+      fake.queue({ kind: 'message', deltas: ['mine'] });
+      const client = postQuery(
+        a.url,
+        { prompt: 'x', resumable: true },
+        { authorization: 'Bearer owner-key-0123456789' },
+      );
+      await client.closed;
+      assert.equal(client.status, 200);
+      const answerId = String(client.headers['x-answer-id']);
+      answerIds.push(answerId);
+      for (const [path, method] of [
+        ['', 'GET'],
+        ['/events', 'GET'],
+        ['/cancel', 'POST'],
+      ] as const) {
+        const res = await fetch(`${b.url}/llm/answers/${answerId}${path}`, {
+          method,
+          headers: { authorization: 'Bearer other-key-0123456789' },
+        });
+        assert.equal(res.status, 404, `${method} ${path}`);
+        await res.arrayBuffer();
+      }
+      const own = await fetch(`${b.url}/llm/answers/${answerId}`, {
+        headers: { authorization: 'Bearer owner-key-0123456789' },
+      });
+      assert.equal(own.status, 200);
+      assert.equal(((await own.json()) as { text: string }).text, 'mine');
+      const replay = new SseClient(`${b.url}/llm/answers/${answerId}/events`, {
+        headers: { authorization: 'Bearer owner-key-0123456789' },
+      });
+      await replay.closed;
+      assert.deepEqual(replay.events, client.events);
+    });
+  },
+);
