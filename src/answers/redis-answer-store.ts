@@ -40,14 +40,15 @@ export interface RedisAnswerStoreOptions extends AnswerStoreOptions {
   readonly pollMs?: number;
   /**
    * The events of the upstream chunks that come within this many ms go in one write (the live client
-   * never waits for it; followers elsewhere see the events this much later); default 50 ms.
+   * never waits for it; followers elsewhere see the events this much later); default 200 ms (at 50 ms the
+   * connector's CPU per paced resumable stream was 1.60x the plain path's, at 200 ms 1.42x, same runs).
    */
   readonly batchMs?: number;
   /** Every connection error, including each failed reconnect attempt: count it, don't log each. */
   readonly onConnectionError?: (error: Error) => void;
 }
 
-const DEFAULT_BATCH_MS = 50;
+const DEFAULT_BATCH_MS = 200;
 /** An unfinished answer's keys outlive its last heartbeat this long (a crashed producer's keys expire). */
 const IN_PROGRESS_EXTRA_TTL_MS = 5 * 60_000;
 /** Events per XRANGE / XREAD reply. */

@@ -253,18 +253,23 @@ export interface RedisUsageStoreOptions extends UsageStoreOptions {
   prefix?: string;
   /** A record that could not be written (it is lost), or a connection error. */
   onError?: (error: Error) => void;
+  /** Answers are added up in memory and written this often (and before a read); default 1 s. */
+  flushIntervalMs?: number;
 }
 
 function loadRedis(): typeof Redis {
   return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
 }
 
-/** Rows (hour × key × model) that wait for Redis while it is unreachable; past it, answers are dropped and counted. */
+/** Rows (hour × key × model) that wait to be written (Redis unreachable); past it, answers are dropped and counted. */
 export const MAX_PENDING_ROWS = 10_000;
 
 /**
- * Usage in Redis, one report across replicas: a hash per UTC hour (`<prefix>usage:<hour>`), one
- * HINCRBY per count in one pipeline per answer, expiring `retentionHours` after its hour ends.
+ * Usage in Redis, one report across replicas: a hash per UTC hour (`<prefix>usage:<hour>`), expiring
+ * `retentionHours` after its hour ends. Answers are added up in memory per hour, key and model and
+ * written once a second (one transaction per row), not one Redis write per answer: a short answer
+ * would otherwise pay a Redis round trip's CPU for its usage alone. Another replica's report lags by
+ * at most that second; a crash loses at most that second of usage (the ledger keeps every answer).
  */
 export class RedisUsageStore implements UsageStore {
   readonly #redis: Redis;
@@ -273,6 +278,7 @@ export class RedisUsageStore implements UsageStore {
   readonly #now: () => number;
   readonly #onError: (error: Error) => void;
   readonly #pending = new Map<string, UsageRow>();
+  readonly #flushTimer: NodeJS.Timeout;
   #dropped = 0;
 
   constructor(options: RedisUsageStoreOptions) {
@@ -297,6 +303,9 @@ export class RedisUsageStore implements UsageStore {
     this.#redis.on('ready', () => {
       this.#flush();
     });
+    this.#flushTimer = setInterval(() => {
+      this.#flush();
+    }, options.flushIntervalMs ?? 1_000).unref();
   }
 
   #key(hourMs: number): string {
@@ -323,14 +332,10 @@ export class RedisUsageStore implements UsageStore {
   }
 
   record(key: string, model: string, counts: UsageCounts): void {
-    this.#write(hourOf(this.#now()), key, model, counts);
+    this.#keep(hourOf(this.#now()), key, model, counts);
   }
 
   #write(hourMs: number, key: string, model: string, counts: UsageCounts): void {
-    if (this.#redis.status !== 'ready') {
-      this.#keep(hourMs, key, model, counts);
-      return;
-    }
     const hash = this.#key(hourMs);
     // One transaction: a write is applied whole or not at all.
     const write = this.#redis.multi();
@@ -352,7 +357,7 @@ export class RedisUsageStore implements UsageStore {
     );
   }
 
-  /** While Redis is unreachable, answers wait here (added up per hour, key and model) for its return. */
+  /** Answers wait here (added up per hour, key and model) for the next write, or for Redis's return. */
   #keep(hourMs: number, key: string, model: string, counts: UsageCounts): void {
     const id = `${hourMs}\n${key}\n${model}`;
     let row = this.#pending.get(id);
@@ -368,6 +373,7 @@ export class RedisUsageStore implements UsageStore {
   }
 
   #flush(): void {
+    if (this.#pending.size === 0 || this.#redis.status !== 'ready') return;
     const rows = [...this.#pending.values()];
     this.#pending.clear();
     for (const row of rows) this.#write(row.hourMs, row.key, row.model, row);
@@ -384,6 +390,8 @@ export class RedisUsageStore implements UsageStore {
     for (let hour = hourOf(Math.max(fromMs, oldest)); hour < toMs; hour += HOUR_MS)
       if (hour >= fromMs) hours.push(hour);
     if (hours.length === 0) return [];
+    // This process's own answers first: the read, on the same connection, comes after their writes.
+    this.#flush();
     const pipeline = this.#redis.pipeline();
     for (const hour of hours) pipeline.hgetall(this.#key(hour));
     const results = (await pipeline.exec()) ?? [];
@@ -415,7 +423,8 @@ export class RedisUsageStore implements UsageStore {
 
   /** Writes what waits (if Redis is there), then closes once every write has its answer. */
   async close(): Promise<void> {
-    if (this.#redis.status === 'ready') this.#flush();
+    clearInterval(this.#flushTimer);
+    this.#flush();
     for (let i = 0; i < this.#pending.size; i++)
       this.#drop(new Error('usage not written: Redis was unreachable until shutdown'));
     this.#pending.clear();
