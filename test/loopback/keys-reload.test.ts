@@ -311,13 +311,13 @@ describe('SIGHUP re-reads SERVICE_API_KEYS_FILE', () => {
     const workers = new Set(reloaded.map((l) => l.pid));
     assert.equal(workers.size, 2, 'one worker reloaded twice instead of each once');
     assert.ok(!workers.has(service.child.pid), 'the primary reloaded instead of a worker');
-    assert.ok(
-      lines(service).some(
-        (l) =>
-          l.pid === service.child.pid &&
-          l.workers === 2 &&
-          l.msg === 'SIGHUP: asking 2 workers to reload the client keys',
-      ),
+    // The primary's own line may reach stdout after the workers' (each process flushes its own log).
+    await untilLines(
+      service,
+      (l) =>
+        l.pid === service.child.pid &&
+        l.workers === 2 &&
+        l.msg === 'SIGHUP: asking 2 workers to reload the client keys',
     );
 
     // Bob's key now works in each worker: new connections until both have served him.
