@@ -226,6 +226,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<FastifyIn
   await app.register(playgroundRoutes);
   await app.register(anthropicRoutes(pipeline));
   await app.register(chatCompletionsRoutes(pipeline));
-  await app.register(reportRoutes({ usage, guard: deps.guard }));
+  await app.register(reportRoutes({ ...pipeline, usage }));
   return app;
 }

@@ -269,6 +269,8 @@ export function guardedRoute(
     schema: FastifySchema;
     /** A GET route also answers HEAD unless this is false (e.g. an event stream). */
     exposeHeadRoute?: boolean;
+    /** The shape of its error answers; default the service's own. */
+    errorShape?: ErrorShape;
     handler: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
   },
 ): void {
@@ -282,7 +284,7 @@ export function guardedRoute(
     method: options.method,
     url: options.url,
     schema: options.schema,
-    config: { guarded: true, errorShape: 'default' },
+    config: { guarded: true, errorShape: options.errorShape ?? 'default' },
     exposeHeadRoute: options.exposeHeadRoute ?? true,
     handler: Object.assign(handler, { [ADMITS]: true }),
   });

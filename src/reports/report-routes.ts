@@ -1,12 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ConnectorError } from '../errors.ts';
-import { rejectionError, type Guard } from '../limits/guard.ts';
+import { guardedRoute, type PipelineDeps } from '../http/pipeline.ts';
 import { ReportError, buildReport, pageRange, parseReportQuery, type ReportKind } from './reports.ts';
 import type { UsageStore } from './usage-store.ts';
 
-export interface ReportRouteDeps {
+export interface ReportRouteDeps extends Pick<PipelineDeps, 'guard' | 'metrics' | 'config'> {
   usage: UsageStore;
-  guard?: Guard | undefined;
   now?: () => number;
 }
 
@@ -139,8 +138,8 @@ const WHO =
 
 /**
  * `GET /v1/organizations/usage_report/messages` and `GET /v1/organizations/cost_report`: the usage kept
- * per hour, key and model, in the shapes of Anthropic's Admin API. Authenticated and counted against
- * the key's `rpm`; they never call the upstream.
+ * per hour, key and model, in the shapes of Anthropic's Admin API. Guarded routes that never call the
+ * upstream: authenticated and counted against the key's `rpm` only, like the stored answers' routes.
  */
 export function reportRoutes(deps: ReportRouteDeps) {
   const now = deps.now ?? Date.now;
@@ -148,11 +147,6 @@ export function reportRoutes(deps: ReportRouteDeps) {
     (kind: ReportKind) =>
     async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
       const { client } = request;
-      if (deps.guard) {
-        const admission = await deps.guard.countRequest(client);
-        void reply.headers(admission.headers);
-        if (!admission.ok) throw rejectionError(admission);
-      }
       let query;
       try {
         query = parseReportQuery(kind, request.query as Record<string, string | string[]>, now());
@@ -181,33 +175,30 @@ export function reportRoutes(deps: ReportRouteDeps) {
     };
 
   return (app: FastifyInstance, _options: unknown, done: () => void): void => {
-    const config = { authenticated: true, errorShape: 'anthropic' as const };
-    app.get(
-      '/v1/organizations/usage_report/messages',
-      {
-        schema: reportSchema(
-          'usage',
-          'Token usage per time bucket, in the shape of Anthropic’s usage report',
-          `Tokens by kind per UTC hour or day, optionally by api_key_id (the client key's name) and model. ${WHO}`,
-          USAGE_RESULT,
-        ),
-        config,
-      },
-      handler('usage'),
-    );
-    app.get(
-      '/v1/organizations/cost_report',
-      {
-        schema: reportSchema(
-          'cost',
-          'Cost per UTC day in USD cents, in the shape of Anthropic’s cost report',
-          `amount is in cents, as a decimal string; tokens of models with no known price are counted in unpriced_tokens, never as $0. ${WHO}`,
-          COST_RESULT,
-        ),
-        config,
-      },
-      handler('cost'),
-    );
+    guardedRoute(app, deps, {
+      method: 'GET',
+      url: '/v1/organizations/usage_report/messages',
+      schema: reportSchema(
+        'usage',
+        'Token usage per time bucket, in the shape of Anthropic’s usage report',
+        `Tokens by kind per UTC hour or day, optionally by api_key_id (the client key's name) and model. ${WHO}`,
+        USAGE_RESULT,
+      ),
+      errorShape: 'anthropic',
+      handler: handler('usage'),
+    });
+    guardedRoute(app, deps, {
+      method: 'GET',
+      url: '/v1/organizations/cost_report',
+      schema: reportSchema(
+        'cost',
+        'Cost per UTC day in USD cents, in the shape of Anthropic’s cost report',
+        `amount is in cents, as a decimal string; tokens of models with no known price are counted in unpriced_tokens, never as $0. ${WHO}`,
+        COST_RESULT,
+      ),
+      errorShape: 'anthropic',
+      handler: handler('cost'),
+    });
     done();
   };
 }

@@ -14,8 +14,16 @@ const ALICE = 'alice-key-0123456789abcdef';
 const MODEL = 'claude-sonnet-5';
 const MESSAGES = [{ role: 'user', content: 'Hi' }];
 
-/** The stored answers' routes never call the upstream: they count against `rpm` only. */
-const RPM_ONLY = new Set(['/llm/answers/:id/events', '/llm/answers/:id', '/llm/answers/:id/cancel']);
+/** The stored answers' and the reports' routes never call the upstream: they count against `rpm` only. */
+const RPM_ONLY = new Set([
+  '/llm/answers/:id/events',
+  '/llm/answers/:id',
+  '/llm/answers/:id/cancel',
+  '/v1/organizations/usage_report/messages',
+  '/v1/organizations/cost_report',
+]);
+/** A report's one required parameter: the start of the day before. */
+const REPORT_QUERY = `?starting_at=${new Date(Date.now() - 86_400_000).toISOString().slice(0, 10)}T00:00:00Z`;
 /** Replaced in a sample's path by an answer of alice's (see `withAnswer`). */
 const ANSWER = '{answer}';
 const answers = new WeakMap<Harness, string>();
@@ -65,6 +73,14 @@ const SAMPLES: Record<string, Sample[]> = {
     { method: 'HEAD', path: `/llm/answers/${ANSWER}` },
   ],
   '/llm/answers/:id/cancel': [{ method: 'POST', path: `/llm/answers/${ANSWER}/cancel` }],
+  '/v1/organizations/usage_report/messages': [
+    { method: 'GET', path: `/v1/organizations/usage_report/messages${REPORT_QUERY}` },
+    { method: 'HEAD', path: `/v1/organizations/usage_report/messages${REPORT_QUERY}` },
+  ],
+  '/v1/organizations/cost_report': [
+    { method: 'GET', path: `/v1/organizations/cost_report${REPORT_QUERY}` },
+    { method: 'HEAD', path: `/v1/organizations/cost_report${REPORT_QUERY}` },
+  ],
   '/v1/models/:id': [
     { method: 'GET', path: `/v1/models/${MODEL}`, headers: { 'anthropic-version': '2023-06-01' } },
     { method: 'GET', path: `/v1/models/${MODEL}` },
