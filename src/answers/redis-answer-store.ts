@@ -27,6 +27,7 @@ import {
   SNAPSHOT,
   type AnswerScript,
 } from './redis-answer-scripts.ts';
+import { redisReady } from '../limits/redis-ready.ts';
 
 export interface RedisAnswerStoreOptions extends AnswerStoreOptions {
   readonly url: string;
@@ -117,10 +118,8 @@ export class RedisAnswerStore implements AnswerStore {
   }
 
   /** Resolves when connected (true) or after `timeoutMs` (false); for start-up and tests. */
-  async waitUntilReady(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.healthy() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    return this.healthy();
+  waitUntilReady(timeoutMs: number): Promise<boolean> {
+    return redisReady(this.#redis, timeoutMs);
   }
 
   async create(answer: NewAnswer): Promise<AnswerProducer> {

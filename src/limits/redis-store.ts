@@ -23,6 +23,7 @@ import {
 } from './limit-store.ts';
 import type { LimitName } from './limits.ts';
 import { ADMIT, RENEW, SETTLE, type RedisScript } from './redis-scripts.ts';
+import { redisReady } from './redis-ready.ts';
 
 export interface RedisStoreOptions {
   url: string;
@@ -84,10 +85,8 @@ export class RedisLimitStore implements LimitStore {
   }
 
   /** Resolves when connected (true) or after `timeoutMs` (false); for start-up and tests. */
-  async waitUntilReady(timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.healthy() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
-    return this.healthy();
+  waitUntilReady(timeoutMs: number): Promise<boolean> {
+    return redisReady(this.#redis, timeoutMs);
   }
 
   async admit(request: AdmitRequest): Promise<AdmitResult> {

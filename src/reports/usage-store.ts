@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { RequestFinished } from '../http/request-record.ts';
 import { ANONYMOUS } from '../limits/limits.ts';
 import { ratesFor, tokensByKind, type PriceTable } from '../pricing/cost.ts';
+import { redisReady } from '../limits/redis-ready.ts';
 
 export const HOUR_MS = 3_600_000;
 
@@ -313,13 +314,8 @@ export class RedisUsageStore implements UsageStore {
   }
 
   /** Waits for the connection up to `ms`; true when ready. */
-  async waitUntilReady(ms: number): Promise<boolean> {
-    const deadline = Date.now() + ms;
-    while (!this.healthy()) {
-      if (Date.now() >= deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
-    return true;
+  waitUntilReady(ms: number): Promise<boolean> {
+    return redisReady(this.#redis, ms);
   }
 
   healthy(): boolean {
