@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import type { Usage } from '../anthropic/message-stream.ts';
 import {
@@ -27,7 +26,7 @@ import {
   SNAPSHOT,
   type AnswerScript,
 } from './redis-answer-scripts.ts';
-import { redisReady } from '../limits/redis-ready.ts';
+import { loadRedis, redisReady } from '../limits/redis-client.ts';
 
 export interface RedisAnswerStoreOptions extends AnswerStoreOptions {
   readonly url: string;
@@ -62,10 +61,6 @@ const SUBSCRIBE_WAIT_MS = 1_000;
 const RECENT_EVENTS = 256;
 /** A follower counts for this many poll intervals after its last look (a crashed replica's followers expire). */
 const FOLLOWER_POLLS = 3;
-
-function loadRedis(): typeof Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
-}
 
 /** An event as read back: `end` on the answer's last event. */
 interface ReadEvent extends AnswerEvent {

@@ -1,4 +1,3 @@
-import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import {
   DEFAULT_LEASE_TTL_MS,
@@ -23,7 +22,7 @@ import {
 } from './limit-store.ts';
 import type { LimitName } from './limits.ts';
 import { ADMIT, RENEW, SETTLE, type RedisScript } from './redis-scripts.ts';
-import { redisReady } from './redis-ready.ts';
+import { loadRedis, redisReady } from './redis-client.ts';
 
 export interface RedisStoreOptions {
   url: string;
@@ -40,14 +39,6 @@ const CODES: readonly LimitName[] = ['rpm', 'tpm', 'daily', 'streams', 'usd_dail
 /** How long an admission stays undoable after its reply was lost. */
 const ADMISSION_MARKER_TTL_MS = 60_000;
 const OK: StoreOutcome = { ok: true };
-
-/**
- * ioredis is loaded the first time a store is made, not at start: most deployments without
- * REDIS_URL never need it, and loading it costs several MiB of RSS.
- */
-function loadRedis(): typeof Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
-}
 
 /**
  * Limits shared by every replica through one Redis. Each admission, settlement and renewal is one

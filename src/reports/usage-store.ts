@@ -1,9 +1,8 @@
-import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
 import type { RequestFinished } from '../http/request-record.ts';
 import { ANONYMOUS } from '../limits/limits.ts';
 import { ratesFor, tokensByKind, type PriceTable } from '../pricing/cost.ts';
-import { redisReady } from '../limits/redis-ready.ts';
+import { loadRedis, redisReady } from '../limits/redis-client.ts';
 
 export const HOUR_MS = 3_600_000;
 
@@ -256,10 +255,6 @@ export interface RedisUsageStoreOptions extends UsageStoreOptions {
   onError?: (error: Error) => void;
   /** Answers are added up in memory and written this often (and before a read); default 1 s. */
   flushIntervalMs?: number;
-}
-
-function loadRedis(): typeof Redis {
-  return (createRequire(import.meta.url)('ioredis') as typeof import('ioredis')).Redis;
 }
 
 /** Rows (hour × key × model) that wait to be written (Redis unreachable); past it, answers are dropped and counted. */
