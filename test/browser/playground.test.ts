@@ -1,32 +1,18 @@
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium, openPage, skipWithoutChromium } from '../helpers/browser.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 import { within } from '../helpers/wait.ts';
 
-/** Debian's Chromium: browser downloads are not possible here. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const IN_CI = Boolean(process.env.CI);
 /** The README's screenshot is rewritten only when asked (UPDATE_SCREENSHOTS=1); otherwise it goes to the temp dir. */
 const SCREENSHOT =
   process.env.UPDATE_SCREENSHOTS === '1'
     ? fileURLToPath(new URL('../../docs/playground.png', import.meta.url))
     : join(tmpdir(), 'llm-connector-playground.png');
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-dev-shm-usage',
-];
 const TEST = { timeout: 90_000 };
 
 /** The text --mock answers with, so the screenshot shows what a new user sees. */
@@ -34,10 +20,6 @@ const SIMULATED_ANSWER =
   '[Simulated Claude — no real model was called] You asked: "Write a haiku about streaming.". ' +
   'This answer comes from the built-in mock upstream, so no API key was used and nothing left this machine. ' +
   'Run the connector without --mock and with a real Anthropic API key to get genuine answers from Claude.';
-
-// Outside CI a machine without Chromium skips; in CI `before` fails instead.
-const skip =
-  !existsSync(CHROMIUM) && !IN_CI ? `Chromium not found at ${CHROMIUM}: apt-get install -y chromium` : false;
 
 interface AnswerState {
   text: string;
@@ -57,7 +39,7 @@ function words(text: string): string[] {
   return text.match(/\s*\S+\s*/g) ?? [];
 }
 
-describe('playground in headless Chromium', { skip }, () => {
+describe('playground in headless Chromium', { skip: skipWithoutChromium }, () => {
   let h: Harness;
   let browser: Browser | undefined;
   let context: BrowserContext;
@@ -66,16 +48,7 @@ describe('playground in headless Chromium', { skip }, () => {
 
   before(async () => {
     h = await startHarness({ SSE_KEEPALIVE_INTERVAL: '0.05' });
-    try {
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 60_000 });
-    } catch (error) {
-      throw new Error(
-        `Chromium could not be started from ${CHROMIUM}${IN_CI ? ' (CI is set, so this fails)' : ''}`,
-        {
-          cause: error,
-        },
-      );
-    }
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -85,15 +58,7 @@ describe('playground in headless Chromium', { skip }, () => {
   beforeEach(async () => {
     h.fake.reset();
     assert.ok(browser, 'no browser');
-    context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(30_000);
-    pageErrors = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    page.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
-    });
-    await page.goto(`${h.url}/`);
+    ({ context, page, errors: pageErrors } = await openPage(browser, `${h.url}/`, 800));
   });
   afterEach(async () => {
     await context.close();

@@ -3,26 +3,15 @@
  * and model, read from the reports with the key typed into the page; a key sees only its own rows.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium, openPage, skipWithoutChromium } from '../helpers/browser.ts';
 import { HOUR_MS, MemoryUsageStore, emptyCounts } from '../../src/reports/usage-store.ts';
 import { startHarness, type Harness } from '../helpers/harness.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const IN_CI = Boolean(process.env.CI);
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-dev-shm-usage',
-];
 const TEST = { timeout: 90_000 };
-const skip =
-  !existsSync(CHROMIUM) && !IN_CI ? `Chromium not found at ${CHROMIUM}: apt-get install -y chromium` : false;
 
 const ALICE = 'alice-key-0123456789abcdef';
 const BOSS = 'boss-key-0123456789abcdef';
@@ -30,7 +19,7 @@ const DAY_MS = 24 * HOUR_MS;
 const TODAY = Math.floor(Date.now() / DAY_MS) * DAY_MS;
 const isoDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
-describe('the playground Usage view in headless Chromium', { skip }, () => {
+describe('the playground Usage view in headless Chromium', { skip: skipWithoutChromium }, () => {
   let h: Harness;
   let browser: Browser | undefined;
   let context: BrowserContext;
@@ -69,7 +58,7 @@ describe('the playground Usage view in headless Chromium', { skip }, () => {
       { SERVICE_API_KEYS: `alice:${ALICE},bob:bob-key-0123456789abcdef`, ADMIN_API_KEYS: `boss:${BOSS}` },
       { usage: store },
     );
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: LAUNCH_ARGS, timeout: 60_000 });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
@@ -77,15 +66,7 @@ describe('the playground Usage view in headless Chromium', { skip }, () => {
   });
   beforeEach(async () => {
     assert.ok(browser);
-    context = await browser.newContext({ viewport: { width: 1000, height: 900 } });
-    page = await context.newPage();
-    page.setDefaultTimeout(30_000);
-    pageErrors = [];
-    page.on('pageerror', (error) => pageErrors.push(error.message));
-    page.on('console', (message) => {
-      if (/Content Security Policy/i.test(message.text())) pageErrors.push(message.text());
-    });
-    await page.goto(`${h.url}/`);
+    ({ context, page, errors: pageErrors } = await openPage(browser, `${h.url}/`, 900));
   });
   afterEach(async () => {
     await context.close();
