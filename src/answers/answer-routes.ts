@@ -3,7 +3,7 @@ import { ConnectorError } from '../errors.ts';
 import { abortOnClientClose } from '../http/client-abort.ts';
 import { guardedRoute, type PipelineDeps } from '../http/pipeline.ts';
 import { ErrorBody, Usage } from '../http/query-schema.ts';
-import { pendingHeaders, SSE_HEADERS } from '../http/sse-writer.ts';
+import { writeSseHead } from '../http/sse-writer.ts';
 import { formatEvents, type AnswerStore, type StoredAnswer } from './answer-store.ts';
 import { unavailable } from './detached-answers.ts';
 
@@ -131,7 +131,7 @@ export function answerRoutes(deps: PipelineDeps, store: AnswerStore) {
         record.streamed = true;
         record.markFirstByte();
         deps.events.streamStarted(record.route);
-        res.writeHead(200, { ...pendingHeaders(reply), ...SSE_HEADERS, 'x-answer-id': answer.snapshot.id });
+        writeSseHead(reply, { 'x-answer-id': answer.snapshot.id });
         res.flushHeaders();
         const keepAlive = setInterval(() => {
           res.write(': keep-alive\n\n');

@@ -44,8 +44,10 @@ export interface RunOptions {
   readonly framing: AnswerFraming;
   /** The model that serves (after a fallback, the fallback). */
   readonly model: string;
-  /** The first client, its head not yet written; null for a background answer. */
+  /** The first client, its head written (by `writeSseHead`); null for a background answer. */
   readonly live: ServerResponse | null;
+  /** What `writeSseHead` said of the live client's head: its body is chunked. */
+  readonly liveChunked: boolean;
   /** Aborts the upstream request. */
   readonly abortUpstream: () => void;
   readonly config: UpstreamTimeouts & { readonly keepAliveIntervalMs: number };
@@ -165,7 +167,7 @@ export class AnswerRun {
     const first = take();
     keep(first);
     if (live !== null) {
-      batch = new SseBatch(live, o.config.keepAliveIntervalMs, formatEvents(first.events));
+      batch = new SseBatch(live, o.liveChunked, o.config.keepAliveIntervalMs, formatEvents(first.events));
       liveOn = !live.destroyed;
       const liveBatch = batch;
       const gone = (): void => {

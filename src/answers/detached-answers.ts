@@ -12,7 +12,7 @@ import {
   type UpstreamCall,
 } from '../http/pipeline.ts';
 import { setServedModel } from '../http/served-model.ts';
-import { pendingHeaders, SSE_HEADERS } from '../http/sse-writer.ts';
+import { writeSseHead } from '../http/sse-writer.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { NO_FALLBACKS, openWithFallbacks } from '../upstream/fallbacks.ts';
 import { mapUpstreamStatus } from '../upstream/map-status.ts';
@@ -164,6 +164,7 @@ export class AnswerService implements DetachedAnswers {
         framing,
         body: opened.body,
         live: null,
+        liveChunked: false,
         upstream,
         graceMs: null,
         model,
@@ -190,12 +191,13 @@ export class AnswerService implements DetachedAnswers {
     record.markFirstByte();
     deps.events.streamStarted(record.route);
     // After hijack, headers set on the reply (rate limits, CORS, request id) are only sent if written here.
-    res.writeHead(200, { ...pendingHeaders(reply), ...SSE_HEADERS });
+    const chunked = writeSseHead(reply);
     await this.#run(request, {
       producer,
       framing,
       body: opened.body,
       live: res,
+      liveChunked: chunked,
       model: served,
       upstream,
       graceMs: this.#options.settings.graceMs,
@@ -271,6 +273,7 @@ export class AnswerService implements DetachedAnswers {
       framing: AnswerFraming;
       body: UpstreamBody;
       live: ServerResponse | null;
+      liveChunked: boolean;
       model: string;
       upstream: AbortController;
       graceMs: number | null;
@@ -284,6 +287,7 @@ export class AnswerService implements DetachedAnswers {
       framing: o.framing,
       model: o.model,
       live: o.live,
+      liveChunked: o.liveChunked,
       abortUpstream: () => {
         o.upstream.abort();
       },

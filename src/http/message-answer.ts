@@ -2,7 +2,7 @@ import type { FastifyReply } from 'fastify';
 import type { UpstreamBody } from '../upstream/upstream-body.ts';
 import { brokenAnswer, pumpMessageStream, type PumpHooks, type PumpResult } from './message-pump.ts';
 import type { AnswerResult, Exchange } from './pipeline.ts';
-import { pendingHeaders, SSE_HEADERS, SseBatch } from './sse-writer.ts';
+import { SseBatch, writeSseHead } from './sse-writer.ts';
 
 /** How an API frames a streamed Messages answer as its own SSE events. */
 export interface StreamFraming {
@@ -37,8 +37,8 @@ export async function streamMessage(
   const res = reply.raw;
   exchange.streamStarted();
   // After hijack, headers set on the reply (rate limits, CORS, request id) are only sent if written here.
-  res.writeHead(200, { ...pendingHeaders(reply), ...SSE_HEADERS });
-  const batch = new SseBatch(res, config.keepAliveIntervalMs, framing.first);
+  const chunked = writeSseHead(reply);
+  const batch = new SseBatch(res, chunked, config.keepAliveIntervalMs, framing.first);
   const result = await pumpMessageStream(body, { ...framing.readers(batch.add), ...batch.hooks }, config);
   batch.end(framing.last(result));
   return resultOf(result);

@@ -18,6 +18,8 @@ export interface RawConnection {
   closedByServer(): boolean;
   /** Resolves once the bytes received so far match `pattern` (e.g. an interim `100 Continue`). */
   received(pattern: RegExp): Promise<void>;
+  /** Everything received so far, as latin1 text (one character per byte). */
+  text(): string;
 }
 
 /**
@@ -104,7 +106,14 @@ export function rawConnection(url: string, bytes?: string | Buffer): RawConnecti
       });
       look();
     });
-  return { socket, answer, closed, closedByServer: () => serverClosed, received: matching };
+  return {
+    socket,
+    answer,
+    closed,
+    closedByServer: () => serverClosed,
+    received: matching,
+    text: () => received.toString('latin1'),
+  };
 }
 
 /** Resolves once `socket` is connected. */
