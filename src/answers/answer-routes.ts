@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ConnectorError } from '../errors.ts';
-import { abortOnClientClose } from '../http/client-abort.ts';
+import { cancelOnClientClose } from '../http/client-abort.ts';
 import { guardedRoute, type PipelineDeps } from '../http/pipeline.ts';
 import { ErrorBody, Usage } from '../http/query-schema.ts';
 import { writeSseHead } from '../http/sse-writer.ts';
@@ -125,7 +125,7 @@ export function answerRoutes(deps: PipelineDeps, store: AnswerStore) {
         const answer = await ownAnswer(store, request);
         const { record } = request;
         const res = reply.raw;
-        const signal = abortOnClientClose(res);
+        const { signal } = cancelOnClientClose(res);
         metrics?.answerResumes.inc();
         reply.hijack();
         record.streamed = true;

@@ -19,6 +19,7 @@ import { mapUpstreamStatus } from '../upstream/map-status.ts';
 import type { UpstreamBody } from '../upstream/upstream-body.ts';
 import { AnswerRun, type RunEnd } from './answer-run.ts';
 import type { AnswerError, AnswerProducer, AnswerStore } from './answer-store.ts';
+import { Cancel } from '../cancel.ts';
 
 export interface AnswerServiceOptions {
   readonly store: AnswerStore;
@@ -116,17 +117,17 @@ export class AnswerService implements DetachedAnswers {
     const owner = request.client?.name ?? null;
     const requested = call.model ?? this.#options.config.defaultModel;
     // Until the client has the answer's id, a client that leaves takes its request with it.
-    const upstream = new AbortController();
+    const upstream = new Cancel();
     const res = reply.raw;
     let begun = false;
     res.once('close', () => {
       if (!begun && !res.writableFinished) upstream.abort();
     });
-    await admit(deps, request, reply, call, upstream.signal);
+    await admit(deps, request, reply, call, upstream);
     const open = () =>
       openWithFallbacks(
         deps.upstream,
-        { ...call.upstream, signal: upstream.signal },
+        { ...call.upstream, cancel: upstream },
         record,
         call.fallbacks ?? NO_FALLBACKS,
       );
@@ -275,7 +276,7 @@ export class AnswerService implements DetachedAnswers {
       live: ServerResponse | null;
       liveChunked: boolean;
       model: string;
-      upstream: AbortController;
+      upstream: Cancel;
       graceMs: number | null;
     },
   ): Promise<void> {

@@ -1,14 +1,15 @@
 import type { ServerResponse } from 'node:http';
+import { Cancel } from '../cancel.ts';
 
 /**
- * One AbortSignal per request that fires when the response closes before it has finished, i.e. the
- * client went away: mid-stream, before the first byte, or during a retry wait. Tied to the response,
- * not to `request.signal` (which Fastify aborts early for POST bodies on some versions).
+ * Cancelled when the response closes before it has finished, i.e. the client went away: mid-stream,
+ * before the first byte, or during a retry wait. Tied to the response, not to `request.signal` (which
+ * Fastify aborts early for POST bodies on some versions).
  */
-export function abortOnClientClose(res: ServerResponse): AbortSignal {
-  const controller = new AbortController();
+export function cancelOnClientClose(res: ServerResponse): Cancel {
+  const cancel = new Cancel();
   res.once('close', () => {
-    if (!res.writableFinished) controller.abort();
+    if (!res.writableFinished) cancel.abort();
   });
-  return controller.signal;
+  return cancel;
 }

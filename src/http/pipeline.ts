@@ -15,7 +15,8 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { UpstreamAnswer, UpstreamClient, UpstreamRequest } from '../upstream/anthropic-client.ts';
 import { NO_FALLBACKS, openWithFallbacks, type Fallbacks } from '../upstream/fallbacks.ts';
 import { mapUpstreamStatus } from '../upstream/map-status.ts';
-import { abortOnClientClose } from './client-abort.ts';
+import { cancelOnClientClose } from './client-abort.ts';
+import type { Cancel } from '../cancel.ts';
 import type { ErrorShape } from './error-shapes.ts';
 import type { PumpHooks } from './message-pump.ts';
 import type { RequestEvents } from './request-events.ts';
@@ -38,8 +39,8 @@ declare module 'fastify' {
 
 /** What an API adapter read from the request: what to ask the upstream, and what to reserve. */
 export interface UpstreamCall {
-  /** The upstream request, but for the abort signal (the pipeline's). */
-  readonly upstream: Omit<UpstreamRequest, 'signal'>;
+  /** The upstream request, but for its cancellation (the pipeline's). */
+  readonly upstream: Omit<UpstreamRequest, 'cancel'>;
   /** Headers for the answer, whatever it turns out to be (set before admission). */
   readonly replyHeaders?: Record<string, string>;
   /** The model asked for (for the record and the fallbacks). */
@@ -184,14 +185,14 @@ export async function admit(
   request: FastifyRequest,
   reply: FastifyReply,
   call: UpstreamCall | 'request-only',
-  signal: AbortSignal,
+  cancel?: Cancel,
 ): Promise<void> {
   const { guard } = deps;
   if (!guard) return;
   const admission =
     call === 'request-only'
       ? await guard.countRequest(request.client)
-      : await guard.admit(request.client, call.reserveTokens, signal, costEstimate(deps.config, call));
+      : await guard.admit(request.client, call.reserveTokens, cancel, costEstimate(deps.config, call));
   void reply.headers(admission.headers);
   if (!admission.ok) {
     if (admission.status !== 400)
@@ -216,12 +217,12 @@ function handlerFor<C extends UpstreamCall>(deps: PipelineDeps, adapter: ApiAdap
       await deps.answers.handle(deps, adapter, request, reply, call);
       return;
     }
-    const signal = abortOnClientClose(reply.raw);
-    await admit(deps, request, reply, call, signal);
+    const cancel = cancelOnClientClose(reply.raw);
+    await admit(deps, request, reply, call, cancel);
     const { fallbacks } = call;
     const opened = await openWithFallbacks(
       deps.upstream,
-      { ...call.upstream, signal },
+      { ...call.upstream, cancel },
       record,
       fallbacks ?? NO_FALLBACKS,
     );
@@ -275,7 +276,7 @@ export function guardedRoute(
   },
 ): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    await admit(deps, request, reply, 'request-only', abortOnClientClose(reply.raw));
+    await admit(deps, request, reply, 'request-only');
     // Counted in rpm at admission; it holds nothing while it runs.
     await request.lease?.settle();
     await options.handler(request, reply);

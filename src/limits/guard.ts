@@ -17,6 +17,7 @@ import {
 } from './limits.ts';
 import { rateLimitHeaders, reportedLimit } from './rate-limit-headers.ts';
 import type { GatePermit, UpstreamGate } from './upstream-gate.ts';
+import type { Cancel } from '../cancel.ts';
 
 /** The part of a pino logger the guard uses. */
 export interface GuardLogger {
@@ -96,7 +97,7 @@ export interface Guard {
   admit(
     client: ClientKey | null,
     reserveTokens: number,
-    signal?: AbortSignal,
+    cancel?: Cancel,
     cost?: CostEstimate,
   ): Promise<Admission>;
   /**
@@ -281,7 +282,7 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
       return keyring.identify(presented) ?? 'invalid';
     },
 
-    async admit(client, reserveTokens, signal, cost) {
+    async admit(client, reserveTokens, cancel, cost) {
       const identity = client?.name ?? ANONYMOUS;
       const clientLimits = resolveLimits(limits.defaults, client?.limits ?? {});
       let reservation: Reservation | null = null;
@@ -313,7 +314,7 @@ export function createGuard(options: GuardOptions): ReloadableGuard {
           headers = rateLimitHeaders(result.states);
         }
       }
-      const slot = await gate.acquire(signal);
+      const slot = await gate.acquire(cancel);
       if (!slot.ok) {
         // Never reached the upstream: give the request and its tokens back.
         if (reservation !== null) void settleInStore(reservation, 0, 0, true);

@@ -1,3 +1,5 @@
+import type { Cancel } from '../cancel.ts';
+
 /**
  * MAX_UPSTREAM_CONCURRENCY: at most `max` upstream requests open at once in this process. A request
  * beyond that waits in a FIFO queue for up to `queueTimeoutMs`, then is turned away, rather than
@@ -5,7 +7,7 @@
  * costs no round trip; with N replicas (or workers) the cap is N × max.
  */
 export interface UpstreamGate {
-  acquire(signal?: AbortSignal): Promise<GateResult>;
+  acquire(cancel?: Cancel): Promise<GateResult>;
   readonly active: number;
   readonly queued: number;
 }
@@ -70,9 +72,9 @@ export function createUpstreamGate(options: GateOptions): UpstreamGate {
     get queued() {
       return waiters.length;
     },
-    acquire(signal) {
+    acquire(cancel) {
       if (options.max <= 0) return Promise.resolve({ ok: true, permit: UNLIMITED_PERMIT });
-      if (signal?.aborted) return Promise.resolve(busy('aborted'));
+      if (cancel?.aborted) return Promise.resolve(busy('aborted'));
       if (active < options.max) {
         active++;
         return Promise.resolve({ ok: true, permit: permit() });
@@ -81,7 +83,7 @@ export function createUpstreamGate(options: GateOptions): UpstreamGate {
       return new Promise<GateResult>((resolve) => {
         const leave = (result: GateResult): void => {
           clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
+          cancel?.offAbort(onAbort);
           const index = waiters.indexOf(waiter);
           if (index !== -1) waiters.splice(index, 1);
           resolve(result);
@@ -97,7 +99,7 @@ export function createUpstreamGate(options: GateOptions): UpstreamGate {
         const timer = setTimeout(() => {
           leave(busy('busy'));
         }, queueTimeoutMs);
-        signal?.addEventListener('abort', onAbort, { once: true });
+        cancel?.onAbort(onAbort);
         waiters.push(waiter);
       });
     },

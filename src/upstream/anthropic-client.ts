@@ -5,6 +5,7 @@ import { ConnectorError, clientClosed } from '../errors.ts';
 import { retryDelayMs, shouldRetryStatus, type HeaderBag } from './retry.ts';
 import { UndiciPool as Pool } from './undici-pool.ts';
 import { UpstreamBody } from './upstream-body.ts';
+import type { Cancel } from '../cancel.ts';
 
 export const ANTHROPIC_VERSION = '2023-06-01';
 
@@ -29,7 +30,8 @@ export interface UpstreamRequest {
   body?: string | Buffer;
   /** Extra headers (e.g. `anthropic-beta`); never credentials. */
   headers?: Record<string, string>;
-  signal: AbortSignal;
+  /** Cancelled when the client has gone: the attempt is aborted, a retry's wait cut short. */
+  cancel: Cancel;
 }
 
 /** What the caller wants to know about the attempts, filled in as they happen. */
@@ -107,7 +109,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
           headers: request.headers ? { ...baseHeaders, ...request.headers, ...credentials } : baseHeaders,
           body: request.body ?? null,
         },
-        new AttemptHandler(request.signal, resolve, reject),
+        new AttemptHandler(request.cancel, resolve, reject),
       );
     });
   }
@@ -125,7 +127,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
         trace.upstreamAnsweredAt = performance.now();
         trace.upstreamStatus = answer.statusCode;
       } catch (error) {
-        if (request.signal.aborted) throw clientClosed();
+        if (request.cancel.aborted) throw clientClosed();
         failure = classifyNetworkError(error, options);
       }
       const retryable = answer ? !answer.ok && shouldRetryStatus(answer.statusCode, answer.headers) : true;
@@ -134,7 +136,9 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
         throw failure ?? new ConnectorError('internal_error', 500, 'No upstream answer');
       }
       try {
-        await sleep(retryDelayMs(retries, answer?.headers ?? {}), undefined, { signal: request.signal });
+        await sleep(retryDelayMs(retries, answer?.headers ?? {}), undefined, {
+          signal: request.cancel.signal,
+        });
       } catch {
         throw clientClosed();
       }
@@ -161,32 +165,28 @@ const ABORTED = new Error('The client closed the request');
 /**
  * One upstream attempt as an undici dispatch handler: resolves when the answer's headers arrive
  * (a 2xx with its body still to be read; any other status once its body has been read), and feeds
- * the body to an UpstreamBody. Aborts the request when `signal` does.
+ * the body to an UpstreamBody. Aborts the request when `cancel` is cancelled.
  */
 class AttemptHandler implements Dispatcher.DispatchHandler {
   private controller: Dispatcher.DispatchController | null = null;
   private body: UpstreamBody | null = null;
-  private readonly signal: AbortSignal;
+  private readonly cancel: Cancel;
   private readonly resolve: (answer: UpstreamAnswer) => void;
   private readonly reject: (error: unknown) => void;
   private readonly onAbort = (): void => {
     this.controller?.abort(ABORTED);
   };
 
-  constructor(
-    signal: AbortSignal,
-    resolve: (answer: UpstreamAnswer) => void,
-    reject: (error: unknown) => void,
-  ) {
-    this.signal = signal;
+  constructor(cancel: Cancel, resolve: (answer: UpstreamAnswer) => void, reject: (error: unknown) => void) {
+    this.cancel = cancel;
     this.resolve = resolve;
     this.reject = reject;
-    signal.addEventListener('abort', this.onAbort, { once: true });
+    cancel.onAbort(this.onAbort);
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    if (this.signal.aborted) controller.abort(ABORTED);
+    if (this.cancel.aborted) controller.abort(ABORTED);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: HeaderBag): void {
@@ -206,12 +206,12 @@ class AttemptHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.signal.removeEventListener('abort', this.onAbort);
+    this.cancel.offAbort(this.onAbort);
     this.body?.finish();
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    this.signal.removeEventListener('abort', this.onAbort);
+    this.cancel.offAbort(this.onAbort);
     if (this.body) this.body.fail(error);
     else this.reject(error);
   }

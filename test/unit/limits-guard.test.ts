@@ -15,6 +15,7 @@ import type { LimitValues, RedisErrorPolicy } from '../../src/limits/limits.ts';
 import { MemoryLimitStore } from '../../src/limits/memory-store.ts';
 import { createUpstreamGate } from '../../src/limits/upstream-gate.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { Cancel } from '../../src/cancel.ts';
 
 const ALICE = 'alice-key-0123456789abcdef';
 const BOB = 'bob-key-0123456789abcdef';
@@ -300,9 +301,9 @@ describe('guard: upstream gate', () => {
   it('a client that goes away while queued gets client_closed', async () => {
     const { guard } = setup({}, { gate: createUpstreamGate({ max: 1, queueTimeoutMs: 5_000 }) });
     const first = admitted(await guard.admit(null, 0));
-    const controller = new AbortController();
-    const waiting = guard.admit(null, 0, controller.signal);
-    controller.abort();
+    const cancel = new Cancel();
+    const waiting = guard.admit(null, 0, cancel);
+    cancel.abort();
     const gone = rejected(await waiting);
     assert.deepEqual([gone.status, gone.type], [499, 'client_closed']);
     await first.lease.settle();

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createUpstreamGate, type GateResult, type GatePermit } from '../../src/limits/upstream-gate.ts';
+import { Cancel } from '../../src/cancel.ts';
 
 function permitOf(result: GateResult): GatePermit {
   assert.equal(result.ok, true);
@@ -73,12 +74,14 @@ describe('upstream gate (MAX_UPSTREAM_CONCURRENCY)', () => {
   it('a waiter whose client went away leaves the queue', async () => {
     const gate = createUpstreamGate({ max: 1, queueTimeoutMs: 5_000 });
     const held = permitOf(await gate.acquire());
-    const controller = new AbortController();
-    const waiting = gate.acquire(controller.signal);
-    controller.abort();
+    const cancel = new Cancel();
+    const waiting = gate.acquire(cancel);
+    cancel.abort();
     assert.deepEqual(await waiting, { ok: false, reason: 'aborted', retryAfterSeconds: 1 });
     assert.equal(gate.queued, 0);
-    assert.deepEqual(await gate.acquire(AbortSignal.abort()), {
+    const cancelled = new Cancel();
+    cancelled.abort();
+    assert.deepEqual(await gate.acquire(cancelled), {
       ok: false,
       reason: 'aborted',
       retryAfterSeconds: 1,
