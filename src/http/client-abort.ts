@@ -8,7 +8,7 @@ import { Cancel } from '../cancel.ts';
  */
 export function cancelOnClientClose(res: ServerResponse): Cancel {
   const cancel = new Cancel();
-  res.once('close', () => {
+  res.on('close', () => {
     if (!res.writableFinished) cancel.abort();
   });
   return cancel;

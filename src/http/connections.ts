@@ -107,7 +107,7 @@ export function installConnectionLimits(
     state.inFlight++;
     state.latest = response;
     idle.delete(socket);
-    response.once('close', () => {
+    response.on('close', () => {
       if (--state.inFlight > 0) return;
       state.latest = undefined;
       state.idleSinceByte = socket.bytesRead;

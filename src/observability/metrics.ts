@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Tally } from './tally.ts';
 
 /** Latency buckets in seconds: sub-millisecond resolution for the service's own overhead. */
 const FAST_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1];
@@ -7,19 +8,20 @@ const SLOW_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 /** Every metric of the service, in one registry that is passed in (no global default registry). */
 export interface Metrics {
   readonly registry: Registry;
-  readonly requests: Counter<'route' | 'status' | 'outcome'>;
-  readonly upstreamAttempts: Counter<'route' | 'result'>;
+  /** The series every request moves are tallied (see Tally); the others are plain prom-client metrics. */
+  readonly requests: Tally<'route' | 'status' | 'outcome'>;
+  readonly upstreamAttempts: Tally<'route' | 'result'>;
   readonly upstreamErrors: Counter<'route' | 'type'>;
   readonly fallbacks: Counter<'route' | 'model'>;
   readonly timeToFirstByte: Histogram<'route'>;
   readonly duration: Histogram<'route'>;
   readonly addedLatency: Histogram<'route'>;
-  readonly tokens: Counter<'direction' | 'model' | 'key'>;
-  readonly cost: Counter<'model' | 'key'>;
+  readonly tokens: Tally<'direction' | 'model' | 'key'>;
+  readonly cost: Tally<'model' | 'key'>;
   /** The exact sums behind `cost` (a float), in pico-dollars, by `key` then `model` label (this process only). */
   readonly costPicoUsd: Map<string, Map<string, bigint>>;
   readonly unpricedAnswers: Counter<'model'>;
-  readonly openStreams: Gauge<'route'>;
+  readonly openStreams: Tally<'route'>;
   readonly rateLimitRejections: Counter<'key' | 'reason'>;
   readonly redisErrors: Counter;
   readonly openConnections: Gauge;
@@ -38,13 +40,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registers = [registry];
   return {
     registry,
-    requests: new Counter({
+    requests: Tally.counter({
       name: 'llmc_requests_total',
       help: 'Requests by route, status and outcome',
       labelNames: ['route', 'status', 'outcome'],
       registers,
     }),
-    upstreamAttempts: new Counter({
+    upstreamAttempts: Tally.counter({
       name: 'llmc_upstream_attempts_total',
       help: 'Upstream attempts by route and result (HTTP status, or error type for network failures)',
       labelNames: ['route', 'result'],
@@ -83,13 +85,13 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       buckets: FAST_BUCKETS,
       registers,
     }),
-    tokens: new Counter({
+    tokens: Tally.counter({
       name: 'llmc_tokens_total',
       help: 'Tokens by direction (input, output, cache_read, cache_creation), model and client key name',
       labelNames: ['direction', 'model', 'key'],
       registers,
     }),
-    cost: new Counter({
+    cost: Tally.counter({
       name: 'llmc_cost_usd_total',
       help: 'What the answers cost in US dollars (from their usage and the price table), by model and client key name',
       labelNames: ['model', 'key'],
@@ -102,7 +104,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['model'],
       registers,
     }),
-    openStreams: new Gauge({
+    openStreams: Tally.gauge({
       name: 'llmc_open_streams',
       help: 'Answers being streamed right now',
       labelNames: ['route'],
