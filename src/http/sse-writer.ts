@@ -60,14 +60,14 @@ const CHUNKED = { 'transfer-encoding': 'chunked' } as const;
  * The head and the first chunk go through `res.write`, and so does the end; the chunks between are
  * framed here and written to the socket as one string each. Through `res.write` every chunk is four
  * writes to a corked socket (size line, CRLF, data, CRLF), uncorked on the next tick and sent with
- * `writev`: measured on a paced stream (64 chunks of one event each, 256 at a time) that allocates
- * 279 KB per stream against 200 KB written here (V8's GC trace, several runs: the counts repeat to
- * within 2 %), and costs 3-4 % more CPU per stream (bench/README.md, "The SSE writer"). The framing
- * is known by construction (`writeSseHead` says `Transfer-Encoding: chunked` itself, `chunked` true);
- * the socket is written only while the response owns it and holds nothing back: not before its head
- * is out, not to a pipelined answer still waiting for its turn (no socket yet), not while the response
- * is corked (Node 24 holds a response's writes until the end of the tick; bytes written to the socket
- * meanwhile would overtake them).
+ * `writev`: a paced stream (64 chunks of one event, 1,024 streams at c256) allocated 279 KB against
+ * 200 KB written here, by V8's GC trace, whose counts repeat within a few per cent where CPU time on a
+ * shared machine does not (bench/README.md, "The request path in 0.3.1"). The framing is known by
+ * construction (`writeSseHead` says `Transfer-Encoding: chunked` itself: `chunked`); the socket is
+ * written only while the response owns it and holds nothing back: not before its head is out, not for
+ * a pipelined answer still waiting for its turn (no socket yet), not while the response is corked
+ * (Node 24 holds a response's writes until the end of the tick; bytes written to the socket meanwhile
+ * would overtake them).
  */
 export class SseBatch {
   private out: string;

@@ -58,6 +58,8 @@ describeIf(
         REDIS_URL: SHARED_REDIS_URL,
         SERVICE_API_KEYS: `${name}:${key},${warmName}:${warmKey}`,
         BUDGET_USD_DAILY: '1',
+        // Exactness is the point, not the timeout: a burst on a loaded machine must not fail open.
+        REDIS_TIMEOUT_MS: '5000',
       };
       const started = await Promise.allSettled([startService(env), startService(env)]);
       services = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
