@@ -175,14 +175,45 @@ export function processTree(pid: number): number[] {
   return out;
 }
 
-/** CPU milliseconds used so far by the process tree, reaped children included. */
+/**
+ * Nanoseconds on a CPU of the process's live threads (the first field of each
+ * `/proc/<pid>/task/<tid>/schedstat`), or undefined where the kernel does not keep them. The ticks
+ * of `/proc/<pid>/stat` count in 10 ms steps: 500 short answers at c1 are some 15 ticks, so one tick
+ * more or less was 7 % of a round's figure. A thread that ends takes its time with it: the services
+ * measured here keep theirs for their whole life.
+ */
+function threadsCpuNs(pid: number): number | undefined {
+  let tasks: string[];
+  try {
+    tasks = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  let ns = 0;
+  for (const tid of tasks) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended meanwhile, or no schedstat: counted as nothing.
+    }
+  }
+  return Number.isFinite(ns) ? ns : undefined;
+}
+
+/**
+ * CPU milliseconds used so far by the process tree (reaped children included, in ticks): to the
+ * nanosecond where the kernel keeps per-thread run times, else in clock ticks.
+ */
 export function treeCpuMs(pid: number): number {
-  let ticks = 0;
+  let ms = 0;
   for (const p of processTree(pid)) {
     const stat = readStat(p);
-    if (stat) ticks += stat.own + (p === pid ? stat.reaped : 0);
+    if (!stat) continue;
+    const ns = threadsCpuNs(p);
+    ms += ns === undefined ? (stat.own * 1000) / CLOCK_TICKS : ns / 1e6;
+    if (p === pid) ms += (stat.reaped * 1000) / CLOCK_TICKS;
   }
-  return (ticks * 1000) / CLOCK_TICKS;
+  return ms;
 }
 
 /** Resident set size of the process tree in MiB. */
