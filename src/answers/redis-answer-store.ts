@@ -26,7 +26,7 @@ import {
   SNAPSHOT,
   type AnswerScript,
 } from './redis-answer-scripts.ts';
-import { loadRedis, redisReady } from '../limits/redis-client.ts';
+import { connectRedis, redisReady } from '../limits/redis-client.ts';
 
 export interface RedisAnswerStoreOptions extends AnswerStoreOptions {
   readonly url: string;
@@ -283,20 +283,12 @@ export class RedisAnswerStore implements AnswerStore {
 
   /** A connection; `commandTimeout` 0: none (a subscriber waits for messages). */
   #connect(name: string, commandTimeout: number, autoPipeline = false): Redis {
-    const redis = new (loadRedis())(this.#options.url, {
+    const redis = connectRedis(this.#options.url, name, {
       // The commands of one event-loop turn (e.g. every answer's batch) go out in one socket write.
       enableAutoPipelining: autoPipeline,
       ...(commandTimeout > 0 ? { commandTimeout } : {}),
-      connectTimeout: 2_000,
-      // Fail fast while disconnected instead of queueing behind a dead connection (a subscriber's
-      // SUBSCRIBE waits for the connection; ioredis subscribes again after a reconnect)…
+      // A subscriber's SUBSCRIBE waits for the connection (ioredis subscribes again after a reconnect).
       enableOfflineQueue: commandTimeout === 0,
-      maxRetriesPerRequest: 0,
-      // …and never replay a call the caller has already given up on.
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 1_000),
-      protocol: 2,
-      connectionName: name,
     });
     redis.on('error', (error: Error) => this.#options.onConnectionError?.(error));
     return redis;

@@ -22,7 +22,7 @@ import {
 } from './limit-store.ts';
 import type { LimitName } from './limits.ts';
 import { ADMIT, RENEW, SETTLE, type RedisScript } from './redis-scripts.ts';
-import { loadRedis, redisReady } from './redis-client.ts';
+import { connectRedis, redisReady } from './redis-client.ts';
 
 export interface RedisStoreOptions {
   url: string;
@@ -55,18 +55,8 @@ export class RedisLimitStore implements LimitStore {
   constructor(options: RedisStoreOptions) {
     this.leaseTtlMs = options.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
     this.#prefix = options.prefix ?? 'llmc:';
-    this.#redis = new (loadRedis())(options.url, {
+    this.#redis = connectRedis(options.url, 'llm-connector-limits', {
       commandTimeout: options.commandTimeoutMs ?? 200,
-      connectTimeout: 2_000,
-      // Fail fast while disconnected instead of queueing requests behind a dead connection…
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      // …and never replay a call the caller has already given up on (it would count twice).
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 1_000),
-      // RESP2 works with every Redis-compatible server; the scripts' replies are the same in both.
-      protocol: 2,
-      connectionName: 'llm-connector-limits',
     });
     this.#redis.on('error', (error: Error) => options.onConnectionError?.(error));
   }

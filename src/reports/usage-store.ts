@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { RequestFinished } from '../http/request-record.ts';
 import { ANONYMOUS } from '../limits/limits.ts';
 import { ratesFor, tokensByKind, type PriceTable } from '../pricing/cost.ts';
-import { loadRedis, redisReady } from '../limits/redis-client.ts';
+import { connectRedis, redisReady } from '../limits/redis-client.ts';
 
 export const HOUR_MS = 3_600_000;
 
@@ -282,16 +282,7 @@ export class RedisUsageStore implements UsageStore {
     this.#retentionHours = options.retentionHours;
     this.#now = options.now ?? Date.now;
     this.#onError = options.onError ?? (() => undefined);
-    this.#redis = new (loadRedis())(options.url, {
-      commandTimeout: 2_000,
-      connectTimeout: 2_000,
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      autoResendUnfulfilledCommands: false,
-      retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 10), 1_000),
-      protocol: 2,
-      connectionName: 'llm-connector-usage',
-    });
+    this.#redis = connectRedis(options.url, 'llm-connector-usage', { commandTimeout: 2_000 });
     this.#redis.on('error', (error: Error) => {
       this.#onError(error);
     });
