@@ -40,40 +40,53 @@ export const PICO_PER_USD = 1_000_000_000_000n;
 export const MICRO_PER_USD = 1_000_000n;
 
 /** A token count as a non-negative integer (anything else counts as 0). */
-function tokens(n: number | null | undefined): number {
+export function tokenCount(n: unknown): number {
   return typeof n === 'number' && n > 0 && Number.isFinite(n) ? Math.floor(n) : 0;
 }
 
 /** The tokens of a usage by kind, the cache writes split 5m/1h (unsplit writes at the 5-minute price). */
-export function tokensByKind(usage: PricedUsage): {
+function tokensByKind(usage: PricedUsage): {
   input: number;
   cacheWrite5m: number;
   cacheWrite1h: number;
   cacheRead: number;
   output: number;
 } {
-  const writes = tokens(usage.cache_creation_input_tokens);
+  const writes = tokenCount(usage.cache_creation_input_tokens);
   const split = usage.cache_creation;
   let cacheWrite1h = 0;
   let cacheWrite5m = writes;
   if (split !== null && split !== undefined) {
-    cacheWrite1h = tokens(split.ephemeral_1h_input_tokens);
+    cacheWrite1h = tokenCount(split.ephemeral_1h_input_tokens);
     // Writes the split does not account for are priced at the 5-minute price.
-    cacheWrite5m = Math.max(tokens(split.ephemeral_5m_input_tokens), writes - cacheWrite1h);
+    cacheWrite5m = Math.max(tokenCount(split.ephemeral_5m_input_tokens), writes - cacheWrite1h);
   }
   return {
-    input: tokens(usage.input_tokens),
+    input: tokenCount(usage.input_tokens),
     cacheWrite5m,
     cacheWrite1h,
-    cacheRead: tokens(usage.cache_read_input_tokens),
-    output: tokens(usage.output_tokens),
+    cacheRead: tokenCount(usage.cache_read_input_tokens),
+    output: tokenCount(usage.output_tokens),
   };
 }
 
 /** The prices that apply to a request with `promptTokens` of prompt (input, cache writes and reads). */
-export function ratesFor(price: ModelPrice, promptTokens: number): Rates {
+function ratesFor(price: ModelPrice, promptTokens: number): Rates {
   const long = price.longContext;
   return long !== undefined && promptTokens > long.abovePromptTokens ? long : price;
+}
+
+/** What each kind of token of a usage costs at `price`, in pico-dollars (the usage reports show the parts). */
+export function costByKind(price: ModelPrice, usage: PricedUsage): Record<keyof Rates, bigint> {
+  const t = tokensByKind(usage);
+  const r = ratesFor(price, t.input + t.cacheWrite5m + t.cacheWrite1h + t.cacheRead);
+  return {
+    input: BigInt(t.input) * r.input,
+    cacheWrite5m: BigInt(t.cacheWrite5m) * r.cacheWrite5m,
+    cacheWrite1h: BigInt(t.cacheWrite1h) * r.cacheWrite1h,
+    cacheRead: BigInt(t.cacheRead) * r.cacheRead,
+    output: BigInt(t.output) * r.output,
+  };
 }
 
 /** The cost of a usage in pico-dollars; null when the model has no price in the table. */
@@ -81,15 +94,8 @@ export function costOf(table: PriceTable, model: string | undefined, usage: Pric
   if (model === undefined) return null;
   const price = table.get(model);
   if (price === undefined) return null;
-  const t = tokensByKind(usage);
-  const r = ratesFor(price, t.input + t.cacheWrite5m + t.cacheWrite1h + t.cacheRead);
-  return (
-    BigInt(t.input) * r.input +
-    BigInt(t.cacheWrite5m) * r.cacheWrite5m +
-    BigInt(t.cacheWrite1h) * r.cacheWrite1h +
-    BigInt(t.cacheRead) * r.cacheRead +
-    BigInt(t.output) * r.output
-  );
+  const c = costByKind(price, usage);
+  return c.input + c.cacheWrite5m + c.cacheWrite1h + c.cacheRead + c.output;
 }
 
 /**
@@ -115,7 +121,7 @@ export function worstCaseCost(
   for (const r of bands) {
     let perInput = r.input;
     for (const p of [r.cacheWrite5m, r.cacheWrite1h, r.cacheRead]) if (p > perInput) perInput = p;
-    const cost = BigInt(tokens(inputTokens)) * perInput + BigInt(tokens(maxTokens)) * r.output;
+    const cost = BigInt(tokenCount(inputTokens)) * perInput + BigInt(tokenCount(maxTokens)) * r.output;
     if (cost > worst) worst = cost;
   }
   return worst;

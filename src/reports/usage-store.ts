@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { RequestFinished } from '../http/request-record.ts';
 import { ANONYMOUS } from '../limits/limits.ts';
-import { ratesFor, tokensByKind, type PriceTable } from '../pricing/cost.ts';
+import { costByKind, tokenCount, type PriceTable } from '../pricing/cost.ts';
 import { connectRedis, redisReady } from '../limits/redis-client.ts';
 
 export const HOUR_MS = 3_600_000;
@@ -92,10 +92,6 @@ export function addCounts(into: UsageCounts, add: UsageCounts): void {
   for (const field of COST_FIELDS) into[field] += add[field];
 }
 
-function tokens(value: unknown): number {
-  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0;
-}
-
 /**
  * What one finished request adds to the usage, or undefined when no answer began (no usage). Pure.
  * A cost of null (a model without a price), or none at all while usage is known, counts every token
@@ -107,38 +103,37 @@ export function usageOf(
 ): UsageCounts | undefined {
   const { usage } = finished;
   if (usage === undefined) return undefined;
-  const written = tokens(usage.cache_creation_input_tokens);
+  const written = tokenCount(usage.cache_creation_input_tokens);
   const split = (usage as { cache_creation?: unknown }).cache_creation;
   let cacheWrite5m = 0;
   let cacheWrite1h = 0;
   if (typeof split === 'object' && split !== null) {
     const given = split as { ephemeral_5m_input_tokens?: unknown; ephemeral_1h_input_tokens?: unknown };
-    cacheWrite1h = Math.min(written, tokens(given.ephemeral_1h_input_tokens));
-    cacheWrite5m = Math.min(written - cacheWrite1h, tokens(given.ephemeral_5m_input_tokens));
+    cacheWrite1h = Math.min(written, tokenCount(given.ephemeral_1h_input_tokens));
+    cacheWrite5m = Math.min(written - cacheWrite1h, tokenCount(given.ephemeral_5m_input_tokens));
   }
   const counts: UsageCounts = {
     ...emptyCounts(),
     requests: 1,
-    uncachedInput: tokens(usage.input_tokens),
+    uncachedInput: tokenCount(usage.input_tokens),
     cacheWrite5m,
     cacheWrite1h,
     cacheWriteUnsplit: written - cacheWrite5m - cacheWrite1h,
-    cacheRead: tokens(usage.cache_read_input_tokens),
-    output: tokens(usage.output_tokens),
+    cacheRead: tokenCount(usage.cache_read_input_tokens),
+    output: tokenCount(usage.output_tokens),
   };
   const cost = finished.costPicoUsd;
   if (typeof cost === 'bigint') {
     counts.costPicoUsd = cost;
     const price = finished.model === undefined ? undefined : prices?.get(finished.model);
     if (price !== undefined) {
-      // The same arithmetic as the answer's cost, kind by kind.
-      const t = tokensByKind(usage);
-      const r = ratesFor(price, t.input + t.cacheWrite5m + t.cacheWrite1h + t.cacheRead);
-      counts.costInput = BigInt(t.input) * r.input;
-      counts.costCacheWrite5m = BigInt(t.cacheWrite5m) * r.cacheWrite5m;
-      counts.costCacheWrite1h = BigInt(t.cacheWrite1h) * r.cacheWrite1h;
-      counts.costCacheRead = BigInt(t.cacheRead) * r.cacheRead;
-      counts.costOutput = BigInt(t.output) * r.output;
+      // The parts of the answer's cost (`costOf` is their sum).
+      const parts = costByKind(price, usage);
+      counts.costInput = parts.input;
+      counts.costCacheWrite5m = parts.cacheWrite5m;
+      counts.costCacheWrite1h = parts.cacheWrite1h;
+      counts.costCacheRead = parts.cacheRead;
+      counts.costOutput = parts.output;
     }
   } else counts.unpricedTokens = counts.uncachedInput + written + counts.cacheRead + counts.output;
   return counts;
