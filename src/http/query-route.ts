@@ -2,19 +2,13 @@ import type { FastifyInstance } from 'fastify';
 import { buildMessagesBody } from '../anthropic/build-request.ts';
 import type { Usage } from '../anthropic/message-stream.ts';
 import { ConnectorError, errorEnvelope } from '../errors.ts';
-import { costOf, usdString } from '../pricing/cost.ts';
+import { usdString } from '../pricing/cost.ts';
 import { fallbackChain } from '../upstream/fallbacks.ts';
 import { collectMessage, streamMessage, type StreamFraming } from './message-answer.ts';
-import {
-  answerRoute,
-  type ApiAdapter,
-  type Exchange,
-  type PipelineDeps,
-  type UpstreamCall,
-} from './pipeline.ts';
+import { answerRoute, type ApiAdapter, type PipelineDeps, type UpstreamCall } from './pipeline.ts';
 import { errorResponses } from './error-responses.ts';
 import { ErrorBody, QueryAnswer, QueryBody, SSE_DESCRIPTION } from './query-schema.ts';
-import type { AnswerMode } from './request-record.ts';
+import type { AnswerMode, RequestRecord } from './request-record.ts';
 import { sseEvent } from './sse-writer.ts';
 
 const schema = {
@@ -67,11 +61,20 @@ function usageJson(usage: Usage): string {
   return `{"input_tokens":${usage.input_tokens},"output_tokens":${usage.output_tokens},"cache_creation_input_tokens":${usage.cache_creation_input_tokens},"cache_read_input_tokens":${usage.cache_read_input_tokens}}`;
 }
 
-/** The answer's cost as `cost_usd` shows it (a decimal string of dollars, null when unpriced); the record keeps it. */
-function costUsd(exchange: Exchange, usage: Usage): string | null {
-  const cost = costOf(exchange.config.prices, exchange.record.model, usage);
-  exchange.record.costPicoUsd = cost;
-  return cost === null ? null : usdString(cost);
+/**
+ * The answer's cost as `cost_usd` shows it (a decimal string of dollars, null when unpriced); the
+ * record keeps it, so that the log line and the budgets use the same figure.
+ */
+function costUsd(record: RequestRecord, usage: Usage): string | null {
+  record.usage = usage;
+  const cost = record.cost();
+  return cost === null || cost === undefined ? null : usdString(cost);
+}
+
+/** The `done` event's data, the same for a plain and a resumable stream. */
+function doneData(record: RequestRecord, stopReason: string | null, usage: Usage): string {
+  const cost = JSON.stringify(costUsd(record, usage));
+  return `{"stop_reason":${JSON.stringify(stopReason)},"usage":${usageJson(usage)},"cost_usd":${cost}}`;
 }
 
 interface QueryCall extends UpstreamCall {
@@ -132,7 +135,7 @@ const queryAdapter: ApiAdapter<QueryCall> = {
             text: parts.join(''),
             stop_reason: reader.stopReason,
             usage: reader.usage,
-            cost_usd: costUsd(exchange, reader.usage),
+            cost_usd: costUsd(record, reader.usage),
           }),
       );
     }
@@ -144,14 +147,8 @@ const queryAdapter: ApiAdapter<QueryCall> = {
         },
       }),
       last: (result) => {
-        if (result.outcome === 'completed') {
-          const stop = JSON.stringify(result.reader.stopReason);
-          const cost = JSON.stringify(costUsd(exchange, result.reader.usage));
-          return sseEvent(
-            'done',
-            `{"stop_reason":${stop},"usage":${usageJson(result.reader.usage)},"cost_usd":${cost}}`,
-          );
-        }
+        if (result.outcome === 'completed')
+          return sseEvent('done', doneData(record, result.reader.stopReason, result.reader.usage));
         if (result.failure)
           return sseEvent(
             'error',
@@ -174,17 +171,7 @@ const queryAdapter: ApiAdapter<QueryCall> = {
           emit('delta', `{"text":${literal}}`, JSON.parse(literal) as string);
         },
       }),
-      done: (stopReason, usage) => {
-        // The same `done` as a plain stream's, its cost kept by the record for the log line and budgets.
-        const { record } = request;
-        record.usage = usage;
-        const cost = record.cost();
-        const usd = JSON.stringify(cost === null || cost === undefined ? null : usdString(cost));
-        return {
-          event: 'done',
-          data: `{"stop_reason":${JSON.stringify(stopReason)},"usage":${usageJson(usage)},"cost_usd":${usd}}`,
-        };
-      },
+      done: (stopReason, usage) => ({ event: 'done', data: doneData(request.record, stopReason, usage) }),
       error: (failure) => ({
         event: 'error',
         data: JSON.stringify(errorEnvelope(failure.type, failure.message, request.id)),
