@@ -38,7 +38,7 @@ export function pendingHeaders(reply: FastifyReply): Record<string, string | num
  */
 export function writeSseHead(reply: FastifyReply, extra?: Record<string, string>): boolean {
   const req: IncomingMessage = reply.raw.req;
-  const chunked = req.httpVersionMajor > 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1);
+  const chunked = req.httpVersionMajor === 1 && req.httpVersionMinor >= 1; // node:http serves HTTP/1.x only
   reply.raw.writeHead(200, {
     ...pendingHeaders(reply),
     ...SSE_HEADERS,
