@@ -228,6 +228,12 @@ describeIf(
         const upstream = await upstreamRequest(fake);
         client.cut();
         await closedWithin(upstream, 10_000);
+        // The upstream closes before the producer's last write (one script: the end event and the
+        // status): a follower that gets the end event reads after that write.
+        const follower = follow(b, answerId);
+        await within(follower.closed, 10_000, 'the follower to get the end event');
+        assert.equal(errorType(follower.events.at(-1)), 'cancelled');
+        assert.match(JSON.stringify(follower.events.at(-1)?.data), /RESUME_GRACE_SECONDS/);
         assert.equal((await snapshot(b, answerId)).status, 'cancelled');
       });
 
