@@ -11,6 +11,7 @@ import { ConfigError, loadConfig, parseArgs, readEnvFile, type Config } from './
 import { Ledger } from './ledger/ledger.ts';
 import { checkClusterSetup, logKeysReload, setUpGuard, type GuardSetup } from './limits/setup.ts';
 import { startFakeUpstream, type FakeUpstream } from './mock/fake-upstream.ts';
+import { logDestination } from './observability/log-destination.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { createUpstreamClient } from './upstream/anthropic-client.ts';
 
@@ -58,9 +59,10 @@ function guardFor(config: Config, logger: Logger, metrics: Metrics): GuardSetup 
 async function main(): Promise<void> {
   const env: Env = { ...readEnvFile(resolve(projectRoot, '.env')), ...process.env };
   let config = configure(env);
-  // Asynchronous destination: log lines are written off the request path, coalesced under load,
-  // and flushed synchronously when the process exits.
-  const logger = pino({ level: config.logLevel }, pino.destination({ dest: 1, sync: false }));
+  // Log lines are written off the request path, in batches, and what waits when the process exits
+  // is written then (see logDestination).
+  const logOutput = logDestination(1);
+  const logger = pino({ level: config.logLevel }, logOutput);
   if (config.workers > 1 && cluster.isPrimary) {
     orFail(() => {
       checkClusterSetup(config);
@@ -77,6 +79,9 @@ async function main(): Promise<void> {
     return;
   }
   const metrics = createMetrics();
+  logOutput.onDrop((lines) => {
+    metrics.logLinesDropped.inc(lines);
+  });
   const limits = guardFor(config, logger, metrics);
   let mock: FakeUpstream | undefined;
   if (config.mock) {

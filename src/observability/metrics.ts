@@ -32,6 +32,7 @@ export interface Metrics {
   readonly answerGraceExpiries: Counter;
   readonly answersEvicted: Counter;
   readonly answerFollowers: Gauge;
+  readonly logLinesDropped: Counter;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -119,6 +120,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     redisErrors: new Counter({
       name: 'llmc_redis_errors_total',
       help: 'Redis calls that failed or timed out',
+      registers,
+    }),
+    logLinesDropped: new Counter({
+      name: 'llmc_log_lines_dropped_total',
+      help: 'Log lines dropped because the log output was stuck with 16 MiB waiting to be written',
       registers,
     }),
     openConnections: new Gauge({
