@@ -86,6 +86,8 @@ export class SseBatch {
     this.chunked = chunked;
     this.out = first;
     this.keepAlive = setInterval(() => {
+      // A client that is not reading needs no keep-alive (and gets nothing more until its drain).
+      if (this.slow) return;
       this.add(KEEP_ALIVE_COMMENT);
       void this.flush();
     }, keepAliveIntervalMs);
@@ -109,7 +111,7 @@ export class SseBatch {
     };
   }
 
-  /** Adds text to what the current chunk will write (an arrow property: it is handed to the framing as it is). */
+  /** Adds text to what this tick's write will carry (an arrow property: it is handed to the framing as it is). */
   readonly add = (text: string): void => {
     this.out += text;
   };
@@ -174,6 +176,7 @@ export class SseBatch {
   /** Stops the keep-alive and ends the answer with what is pending, then `last`. */
   end(last = ''): void {
     clearInterval(this.keepAlive);
+    this.resumes = [];
     const out = this.out + last;
     this.out = '';
     this.res.end(out);

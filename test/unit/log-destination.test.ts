@@ -56,12 +56,18 @@ describe('logDestination', () => {
   });
 
   for (const ending of ['process.exit(0)', 'the end of the event loop']) {
-    it(`writes what waits when the process exits (${ending})`, () => {
+    it(`writes what waits, synchronously, when the process exits (${ending})`, () => {
+      const file = join(dir, `exit-${ending.length}.log`);
+      // The child's own 'exit' listener, added after the destination's, reads the file back: what it
+      // finds was written before the process could end.
       const code = [
+        "import { openSync, readFileSync } from 'node:fs';",
         `import { logDestination } from ${JSON.stringify(MODULE)};`,
-        'const log = logDestination(1, { flushMs: 600_000 });',
+        `const path = ${JSON.stringify(file)};`,
+        "const log = logDestination(openSync(path, 'a'), { flushMs: 600_000 });",
         "log.write('first\\n');",
         "log.write('last\\n');",
+        "process.on('exit', () => process.stdout.write(readFileSync(path, 'utf8')));",
         ending === 'process.exit(0)' ? 'process.exit(0);' : '',
       ].join('\n');
       const stdout = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
@@ -70,4 +76,17 @@ describe('logDestination', () => {
       assert.equal(stdout, 'first\nlast\n');
     });
   }
+
+  it('calls back on flush', async () => {
+    const out = output('callback.log');
+    const log = logDestination(out.fd, { flushMs: 600_000 });
+    log.write('flushed\n');
+    await new Promise<void>((resolve, reject) => {
+      log.flush((error) => {
+        if (error) reject(error);
+        else resolve();
+      });
+    });
+    await waitFor(() => out.text() === 'flushed\n', 'the flushed line');
+  });
 });

@@ -4,15 +4,29 @@ import type { ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import { SseBatch } from '../../src/http/sse-writer.ts';
 
-/** A response whose client takes writes while `open` (an HTTP/1.0 one: no direct socket writes). */
-class FakeResponse extends EventEmitter {
+/** A socket whose client takes writes while `open`. */
+class FakeSocket extends EventEmitter {
   readonly writes: string[] = [];
-  ended: string | null = null;
   open = true;
   readonly destroyed = false;
   write(text: string): boolean {
     this.writes.push(text);
     return this.open;
+  }
+}
+
+/**
+ * A response whose client takes writes while `open`. Given a socket, the batch writes the chunks
+ * after the first to it directly (an HTTP/1.1 answer, chunked by the batch); else all through `write`.
+ */
+class FakeResponse extends FakeSocket {
+  ended: string | null = null;
+  readonly writableEnded = false;
+  readonly writableCorked = 0;
+  readonly socket: FakeSocket | null;
+  constructor(socket: FakeSocket | null = null) {
+    super();
+    this.socket = socket;
   }
   end(text: string): void {
     this.ended = text;
@@ -20,7 +34,7 @@ class FakeResponse extends EventEmitter {
 }
 
 function batchOn(res: FakeResponse): SseBatch {
-  return new SseBatch(res as unknown as ServerResponse, false, 60_000, 'start;');
+  return new SseBatch(res as unknown as ServerResponse, res.socket !== null, 60_000, 'start;');
 }
 
 const nextTick = (): Promise<void> =>
@@ -83,5 +97,34 @@ describe('SseBatch', () => {
     await nextTick();
     assert.deepEqual(res.writes, ['start;a;', 'b;', 'c;']);
     batch.stop();
+  });
+
+  it('frames the chunks it writes to the socket, and pauses the pump on the socket too', async () => {
+    const socket = new FakeSocket();
+    const res = new FakeResponse(socket);
+    const batch = batchOn(res);
+    let resumed = 0;
+    const resume = (): void => {
+      resumed++;
+    };
+    batch.add('a;');
+    batch.hooks.afterChunk(resume);
+    await nextTick();
+    assert.deepEqual(res.writes, ['start;a;'], 'the head and the first chunk through the response');
+    socket.open = false;
+    batch.add('bé;');
+    assert.equal(batch.hooks.afterChunk(resume), true);
+    await nextTick();
+    assert.deepEqual(socket.writes, ['4\r\nbé;\r\n'], 'framed by its length in bytes');
+    batch.add('c;');
+    assert.equal(batch.hooks.afterChunk(resume), false, 'the socket could not take it: pause');
+    res.emit('drain');
+    assert.equal(resumed, 0, "the response's drain is not the socket's");
+    socket.open = true;
+    socket.emit('drain');
+    assert.deepEqual(socket.writes, ['4\r\nbé;\r\n', '2\r\nc;\r\n']);
+    assert.equal(resumed, 1);
+    batch.end('done;');
+    assert.equal(res.ended, 'done;');
   });
 });
