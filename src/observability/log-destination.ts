@@ -2,11 +2,11 @@ import { writeSync } from 'node:fs';
 import { pino, type DestinationStream } from 'pino';
 
 /** Lines are handed to the writer once this many characters wait (a request's line is about 500)… */
-export const LOG_BATCH_CHARS = 4096;
+const LOG_BATCH_CHARS = 4096;
 /** …or at the latest this long after the first line that waits. */
-export const LOG_FLUSH_MS = 100;
+const LOG_FLUSH_MS = 100;
 /** What may wait to be written while the output is stuck (a full pipe nobody reads); more is dropped. */
-export const LOG_BUFFER_MAX_BYTES = 16 * 1024 * 1024;
+const LOG_BUFFER_MAX_BYTES = 16 * 1024 * 1024;
 
 export interface LogDestination extends DestinationStream {
   /** Hands what waits to the writer now; `callback` as pino's asynchronous destination calls it. */
